@@ -1,0 +1,31 @@
+# The two commands of the README: `make demo` and `make test`. Each installs what it needs.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck unit setup-demo setup-test clean
+
+demo: setup-demo
+	$(BIN)/python examples/demo.py
+
+test: setup-test lint typecheck unit
+
+setup-demo:
+	scripts/setup.sh demo
+
+setup-test:
+	scripts/setup.sh test
+
+lint:
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src || { echo "run: .venv/bin/ruff format src"; exit 1; }
+
+typecheck:
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected no test: that is a failure here too (make stops on any non-zero).
+unit:
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .demo

@@ -1,0 +1,131 @@
+"""One exception tree for acr-ci.
+
+Every error a user can meet is an :class:`AcrError`: it carries a one-line
+message (what failed), an optional hint (what would be right) and the exit
+code the CLI maps it to. ``cli.py`` catches the base class once; library code
+never exits and never prints a traceback.
+
+Messages must never contain secrets (passwords, tokens, tokened URLs): callers
+build them from names and redacted values only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BLOCKED = 3
+
+
+class AcrError(Exception):
+    """Base of every error acr-ci reports to a user."""
+
+    exit_code: int = EXIT_FAILED
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def diagnostics(self) -> str:
+        """The text shown to the user: the message, then the hint if any."""
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+    def __repr__(self) -> str:  # never more than the message: no secrets in reprs
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class UsageError(AcrError):
+    """Bad command-line usage or bad input values (flags, refs). Exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class RefError(UsageError):
+    """The git ref could not be determined or is not acceptable."""
+
+
+class TagError(UsageError):
+    """A tag template rendered to something unusable for this ref."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in a config file, located precisely."""
+
+    file: str
+    """Path of the config file as the user gave it."""
+    line: int
+    """1-based line number (0 when unknown)."""
+    column: int
+    """1-based column number (0 when unknown)."""
+    path: str
+    """Where in the document, as a dotted path (``build.rules[0].tags``)."""
+    message: str
+    """What is wrong and what would be right."""
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line:
+            where = f"{where}:{self.line}:{self.column}"
+        field = f" {self.path}:" if self.path else ""
+        return f"{where}:{field} {self.message}"
+
+
+class ConfigError(AcrError):
+    """The rule config is missing, unreadable or invalid. Exit 2.
+
+    Holds every problem found in one run, each with file, line, column and path.
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, problems: list[ConfigProblem], hint: str | None = None) -> None:
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            message = str(self.problems[0])
+        else:
+            message = f"{len(self.problems)} problems in the config:\n" + "\n".join(
+                str(p) for p in self.problems
+            )
+        super().__init__(message, hint)
+
+
+class BuildError(AcrError):
+    """A build failed. Exit 1."""
+
+
+class RegistryError(AcrError):
+    """A registry operation failed. Subclasses say which kind. Exit 1."""
+
+
+class NotFoundError(RegistryError):
+    """The registry has no such repository, manifest, blob or tag."""
+
+
+class UnauthorizedError(RegistryError):
+    """The registry refused our credentials (or we had none)."""
+
+
+class DeniedError(RegistryError):
+    """Authenticated, but not allowed (or the operation is disabled, e.g. deletes)."""
+
+
+class RateLimitedError(RegistryError):
+    """The registry kept answering 429 after every retry."""
+
+
+class DigestMismatchError(RegistryError):
+    """Content did not hash to the digest it was fetched or pushed as."""
+
+
+class UnsupportedError(RegistryError):
+    """The registry or content uses something acr-ci does not support."""
+
+
+class ImmutableTagError(RegistryError):
+    """An immutable tag already points at a different digest."""

@@ -1,0 +1,84 @@
+"""Values that move between the stages of the chain.
+
+All are frozen dataclasses: a stage makes new values, it never changes the
+ones it was given.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+
+
+class RefType(enum.StrEnum):
+    """What kind of git ref a push was to."""
+
+    BRANCH = "branch"
+    TAG = "tag"
+
+
+MAX_REF_NAME = 1024
+"""Ref names longer than this are refused (git allows more; nobody needs it)."""
+
+
+@dataclass(frozen=True)
+class RefContext:
+    """The git ref a run is about, wherever it came from."""
+
+    type: RefType
+    """Branch or tag."""
+    name: str
+    """The ref's short name (``main``, ``release-v1``, ``v1.2.3``): attacker-controlled text."""
+    sha: str
+    """The full commit ID (40 or 64 hex digits), or empty when unknown."""
+    time: datetime
+    """The push time, timezone-aware; the same for every job of one pipeline."""
+    event: str | None = None
+    """The CI event that started the run (``push``, ``pull_request``, ``merge_request_event``…)."""
+    repository: str | None = None
+    """The source repository (``owner/name`` or a URL), when the platform says."""
+    source: str = "flags"
+    """Where the values came from: ``flags``, ``github``, ``gitlab``, ``tekton`` or ``local``."""
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """One build: what a matching rule asks for, with its tags rendered."""
+
+    rule: str
+    """The rule's name."""
+    image: str
+    """The repository the tags go to, without tag (``registry/namespace/repo``)."""
+    tags: tuple[str, ...]
+    """Rendered, sanitized, de-duplicated tags, in template order."""
+    platforms: tuple[str, ...]
+    """``os/arch[/variant]`` strings."""
+    context: str
+    """The build context directory, as written in the config (relative to the config file)."""
+    dockerfile: str
+    """The Dockerfile's name inside the context."""
+    args: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Build arguments (at most 20)."""
+    no_cache: bool = False
+    """Build without cache and pull base images again."""
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        """Full references, one per tag (``registry/namespace/repo:tag``)."""
+        return tuple(f"{self.image}:{tag}" for tag in self.tags)
+
+    def to_json(self) -> dict[str, object]:
+        """The stable JSON shape of one build in ``acr-ci plan --format json``."""
+        return {
+            "rule": self.rule,
+            "images": list(self.images),
+            "tags": list(self.tags),
+            "platforms": list(self.platforms),
+            "context": self.context,
+            "dockerfile": self.dockerfile,
+            "args": dict(self.args),
+            "no_cache": self.no_cache,
+        }
