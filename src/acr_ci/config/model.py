@@ -147,8 +147,8 @@ class SyncRule:
 @dataclass(frozen=True)
 class Trigger:
     name: str
-    url: str
-    """May carry a secret: never logged or recorded whole."""
+    url: str = field(repr=False)
+    """May carry a secret: never logged or recorded whole (and left out of the repr)."""
     on: TriggerOn = TriggerOn.ALL
     match: re.Pattern[str] | None = None
     tags: tuple[str, ...] = ()
