@@ -128,3 +128,59 @@ class Reference:
         if self.digest:
             text += f"@{self.digest}"
         return text
+
+
+LAYOUT_PREFIX = "oci-layout:"
+"""The prefix that marks a local OCI image layout side (``oci-layout:DIR[:tag]``)."""
+
+
+@dataclass(frozen=True)
+class LayoutReference:
+    """An image in a local OCI image layout directory: ``oci-layout:DIR[:tag]``."""
+
+    path: str
+    """The layout directory, as the user wrote it."""
+    tag: str | None = None
+    """The ``org.opencontainers.image.ref.name`` to read or write, if any."""
+
+    @classmethod
+    def parse(cls, text: str, *, what: str = "layout reference") -> LayoutReference:
+        """Parse ``oci-layout:DIR[:tag]``; raise :class:`UsageError` naming ``what`` if invalid.
+
+        The tag is what follows the last ``:`` when that text is a valid tag and
+        contains no ``/``; anything else is part of the directory.
+        """
+        hint = "write oci-layout:DIR or oci-layout:DIR:TAG, e.g. oci-layout:./out:v1"
+        if not text.startswith(LAYOUT_PREFIX):
+            raise UsageError(f"{what} {text!r} does not start with {LAYOUT_PREFIX!r}", hint)
+        rest = text[len(LAYOUT_PREFIX) :]
+        tag: str | None = None
+        head, sep, tail = rest.rpartition(":")
+        if sep and head and "/" not in tail:
+            if not TAG_RE.fullmatch(tail):
+                raise UsageError(
+                    f"{what} {text!r} has an invalid tag {tail!r}",
+                    "a tag is [A-Za-z0-9_][A-Za-z0-9._-]{0,127}",
+                )
+            rest, tag = head, tail
+        if not rest or "\x00" in rest:
+            raise UsageError(f"{what} {text!r} names no directory", hint)
+        return cls(path=rest, tag=tag)
+
+    def with_tag(self, tag: str | None) -> LayoutReference:
+        """The same layout with another tag."""
+        return replace(self, tag=tag)
+
+    def __str__(self) -> str:
+        return f"{LAYOUT_PREFIX}{self.path}" + (f":{self.tag}" if self.tag else "")
+
+
+Location = Reference | LayoutReference
+"""Either side of a copy: a registry repository or a local OCI layout."""
+
+
+def parse_location(text: str, *, what: str = "image reference") -> Location:
+    """Parse a registry reference or an ``oci-layout:DIR[:tag]`` reference."""
+    if text.startswith(LAYOUT_PREFIX):
+        return LayoutReference.parse(text, what=what)
+    return Reference.parse(text, what=what)

@@ -1,0 +1,195 @@
+"""What ``acr-ci push|copy|inspect`` need besides one library call: argument checks,
+credentials from the CI environment, progress on stderr, and the inspect text.
+
+Kept here (not in ``cli.py``) so that ``cli.py`` stays argv → call, and
+``requests`` is only imported when a registry command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from acr_ci.errors import NotFoundError, UsageError
+from acr_ci.registry.auth import (
+    ENV_PASSWORD,
+    ENV_USERNAME,
+    ChainedCredentials,
+    Credentials,
+    CredentialSource,
+    DockerConfigCredentials,
+    StaticCredentials,
+    normalize_host,
+)
+from acr_ci.registry.client import Client, insecure_from_env
+from acr_ci.registry.copy import CopyResult
+from acr_ci.registry.media import Manifest, Platform
+from acr_ci.registry.progress import StreamProgress, human_bytes
+from acr_ci.registry.reference import TAG_RE, LayoutReference, Location, Reference, parse_location
+from acr_ci.registry.store import Store
+
+
+def parse_side(text: str, *, what: str) -> Location:
+    return parse_location(text, what=what)
+
+
+def parse_layout(text: str, *, what: str) -> LayoutReference:
+    if not text.startswith("oci-layout:"):
+        raise UsageError(
+            f"{what} {text!r} is not an OCI layout",
+            "push takes oci-layout:DIR[:TAG]; to copy between registries use acr-ci copy",
+        )
+    return LayoutReference.parse(text, what=what)
+
+
+def push_destination(text: str, extra_tags: Sequence[str]) -> tuple[Reference, list[str]]:
+    dst = Reference.parse(text, what="push destination")
+    if dst.digest:
+        raise UsageError(
+            f"push destination {text!r} has a digest", "push to REGISTRY/REPO:TAG; the digest is printed"
+        )
+    tags = [dst.tag] if dst.tag else []
+    for tag in extra_tags:
+        if not TAG_RE.fullmatch(tag):
+            raise UsageError(f"extra tag {tag!r} is not a valid tag", "a tag is [A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+        if tag not in tags:
+            tags.append(tag)
+    if not tags:
+        raise UsageError(f"push destination {text!r} has no tag", "write REGISTRY/REPO:TAG [TAG…]")
+    return dst.with_tag(None), tags
+
+
+def parse_platforms(values: Sequence[str]) -> list[Platform] | None:
+    out: list[Platform] = []
+    for value in values:
+        for item in value.split(","):
+            try:
+                out.append(Platform.parse(item.strip()))
+            except ValueError:
+                raise UsageError(
+                    f"--platform {item!r} is not valid", "write os/arch[/variant], e.g. linux/arm64"
+                ) from None
+    return out or None
+
+
+def env_credentials(
+    args: argparse.Namespace, hosts: Sequence[str], env: Mapping[str, str] | None = None
+) -> CredentialSource | None:
+    """CI credentials (env or ``--password-stdin``) for ``hosts`` only, or None."""
+    env = os.environ if env is None else env
+    user = env.get(ENV_USERNAME, "")
+    if getattr(args, "password_stdin", False):
+        if not user:
+            raise UsageError(f"--password-stdin needs the user name in ${ENV_USERNAME}")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError("--password-stdin read an empty password")
+    else:
+        password = env.get(ENV_PASSWORD, "")
+        if bool(user) != bool(password):
+            missing = ENV_PASSWORD if user else ENV_USERNAME
+            raise UsageError(f"${missing} is not set (set both or neither)")
+        if not user:
+            return None
+    return StaticCredentials(Credentials(user, password), frozenset(normalize_host(h) for h in hosts))
+
+
+def make_client(args: argparse.Namespace, sides: Sequence[Location]) -> Client:
+    """A client for one command; CI credentials apply to the registries of ``sides`` only."""
+    hosts = [s.registry for s in sides if isinstance(s, Reference)]
+    hosts += [s.api_host for s in sides if isinstance(s, Reference)]
+    ci = env_credentials(args, hosts)
+    config = DockerConfigCredentials()
+    credentials: CredentialSource = ChainedCredentials((ci, config)) if ci else config
+    quiet = getattr(args, "quiet", False)
+    return Client(
+        credentials=credentials,
+        insecure=[*args.insecure, *insecure_from_env()],
+        jobs=args.jobs,
+        progress=None if quiet else StreamProgress(sys.stderr),
+    )
+
+
+def report(result: CopyResult, dst: Location, *, quiet: bool) -> None:
+    if quiet:
+        return
+    parts = [
+        f"{result.blobs_copied} blobs copied",
+        f"{result.blobs_skipped} already there",
+    ]
+    if result.blobs_mounted:
+        parts.append(f"{result.blobs_mounted} mounted")
+    if result.referrers:
+        parts.append(f"{len(result.referrers)} referrers")
+    sys.stderr.write(
+        f"{dst}: {result.digest} ({', '.join(parts)}; {human_bytes(result.bytes_sent)} sent)\n"
+    )
+
+
+def inspect(client: Client, ref: Location, *, raw: bool) -> str:
+    """``acr-ci inspect`` text: the raw manifest, or digest, media type, platforms and size."""
+    store = client.store(ref)
+    if isinstance(ref, LayoutReference):
+        key = ref.tag or ""
+    else:
+        key = ref.digest or ref.tag or "latest"
+    manifest = store.get_manifest(key)
+    if raw:
+        return manifest.data.decode("utf-8", errors="replace")
+    lines = [
+        f"Name:       {ref}",
+        f"Digest:     {manifest.digest}",
+        f"MediaType:  {manifest.media_type}",
+    ]
+    total = manifest.size
+    rows: list[str] = []
+    if manifest.is_index:
+        for child in manifest.children():
+            try:
+                sub = store.get_manifest(child.digest)
+            except NotFoundError:  # a missing child is shown, not fatal
+                rows.append(f"  {child.platform or '-'}  {child.digest}  (missing)")
+                continue
+            size = _content_size(sub)
+            total += size
+            rows.append(f"  {child.platform or child.artifact_type or '-'}  {child.digest}  {human_bytes(size)}")
+        lines.append(
+            "Platforms:  " + (", ".join(str(c.platform) for c in manifest.children() if c.platform) or "-")
+        )
+    else:
+        total = _content_size(manifest)
+        lines.append("Platforms:  " + (_platform_of(store, manifest) or "-"))
+    lines.append(f"Size:       {total} bytes ({human_bytes(total)}; manifest {manifest.size} bytes)")
+    if rows:
+        lines.append("Manifests:")
+        lines.extend(rows)
+    return "\n".join(lines) + "\n"
+
+
+def _content_size(m: Manifest) -> int:
+    return m.size + sum(b.size for b in m.blobs())
+
+
+def _platform_of(store: Store, m: Manifest) -> str | None:
+    doc = m.json
+    config = doc.get("config")
+    if not isinstance(config, dict):
+        return None
+    if "image.config" not in str(config.get("mediaType", "")) and "container.image" not in str(
+        config.get("mediaType", "")
+    ):
+        return None
+    blobs = m.blobs()
+    if not blobs or blobs[0].size > 1024 * 1024:
+        return None
+    with store.open_blob(blobs[0]) as chunks:
+        data = b"".join(chunks)
+    try:
+        cfg = json.loads(data)
+        p = Platform.from_json(cfg)
+    except (ValueError, AttributeError):
+        return None
+    return str(p) if p.os and p.architecture else None
