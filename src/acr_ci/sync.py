@@ -1,0 +1,400 @@
+"""Mirror sync: copy pushed images to the ``sync:`` destinations, by digest.
+
+For each rule the destination repository is
+
+* ``level: namespace`` — ``to`` is a registry/namespace and the source repository's name
+  (its last path component) is kept: ``to: mirror.example.com/team`` + ``reg/ns/app`` →
+  ``mirror.example.com/team/app``;
+* ``level: repository`` — ``to`` is the destination repository itself.
+
+A rule's ``tags`` regex must match the WHOLE tag; without it every tag is mirrored. Each
+selected tag is copied with :meth:`acr_ci.registry.Client.copy` from the source *by
+digest*: every platform, byte-exact manifests (so the digest is the same at the mirror),
+referrers (signatures, SBOMs) included, blobs the mirror already has skipped. Tags that
+point at the same digest go in one copy.
+
+Destinations run concurrently (at most :data:`MAX_PARALLEL` at once), each with the
+credentials the docker config holds for its host (the client looks them up per host). One
+failing destination never stops the others; each gets a :class:`SyncResult`:
+``succeeded``, ``failed`` with a one-line reason, or ``skipped`` when no tag matched.
+
+``backfill`` mirrors every existing tag of a repository that the rules select, skipping
+tags the mirror already has at the same digest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from acr_ci.config.model import Config, SyncLevel, SyncRule
+from acr_ci.errors import AcrError, UnauthorizedError, UsageError
+from acr_ci.record import Status
+
+if TYPE_CHECKING:
+    from acr_ci.registry.client import Client
+    from acr_ci.registry.reference import Reference
+
+log = logging.getLogger(__name__)
+
+MAX_PARALLEL = 4
+"""Destinations synced at the same time."""
+LOOKUP_PARALLEL = 8
+"""Tag lookups (HEAD requests) at the same time, for backfill and ``IMAGE@DIGEST``."""
+
+
+@dataclass(frozen=True)
+class TagSync:
+    """One tag at one destination."""
+
+    tag: str
+    """The tag."""
+    digest: str
+    """The digest it points at in the source (and, when synced, at the destination)."""
+    status: Status
+    """``succeeded`` (copied), ``skipped`` (already there with this digest) or ``failed``."""
+    reason: str | None = None
+    """Why it failed or was skipped."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tag": self.tag, "digest": self.digest, "status": str(self.status), "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What happened at one destination."""
+
+    name: str
+    """The sync rule's name."""
+    destination: str
+    """The destination repository (``registry/namespace/repo``), or ``to`` when it could not
+    be worked out."""
+    status: Status
+    """``succeeded``, ``failed`` or ``skipped`` (no tag selected)."""
+    started: datetime
+    """When work on this destination started (UTC)."""
+    finished: datetime
+    """When it ended (UTC)."""
+    tags: tuple[TagSync, ...] = ()
+    """One entry per selected tag."""
+    reason: str | None = None
+    """One line: why it failed or was skipped."""
+    bytes_sent: int = 0
+    """Blob and manifest bytes written to the destination."""
+    blobs_copied: int = 0
+    """Blobs streamed to the destination."""
+    blobs_skipped: int = 0
+    """Blobs the destination already had."""
+    referrers: tuple[str, ...] = ()
+    """Digests of referrers copied along."""
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, (self.finished - self.started).total_seconds())
+
+    def detail(self) -> dict[str, Any]:
+        """The record's ``detail`` for this destination."""
+        return {
+            "destination": self.destination,
+            "tags": [t.to_json() for t in self.tags],
+            "bytes_sent": self.bytes_sent,
+            "blobs_copied": self.blobs_copied,
+            "blobs_skipped": self.blobs_skipped,
+            "referrers": list(self.referrers),
+        }
+
+
+# -- pure helpers -------------------------------------------------------------------------
+
+
+def destination(rule: SyncRule, source: Reference) -> Reference:
+    """The repository ``rule`` mirrors ``source`` to (no tag, no digest)."""
+    from acr_ci.registry.reference import Reference
+
+    to = rule.to.strip().rstrip("/")
+    if rule.level is SyncLevel.NAMESPACE:
+        name = source.repository.rsplit("/", 1)[-1]
+        text = f"{to}/{name}"
+    else:
+        text = to
+    ref = Reference.parse(text, what=f"sync {rule.name!r} destination")
+    if ref.tag or ref.digest:
+        raise UsageError(
+            f"sync {rule.name!r}: the destination {rule.to!r} names a tag or digest",
+            "write `to:` as registry/namespace (level: namespace) or registry/namespace/repo "
+            "(level: repository), without :tag",
+        )
+    return ref
+
+
+def selects(rule: SyncRule, tag: str) -> bool:
+    """Whether ``rule`` mirrors ``tag`` (its regex must match the whole tag)."""
+    return rule.tags is None or rule.tags.fullmatch(tag) is not None
+
+
+def insecure_hosts(config: Config) -> list[str]:
+    """Hosts to allow plain HTTP for: the config's ``insecure_registries`` and the hosts of
+    sync destinations marked ``insecure: true``."""
+    from acr_ci.registry.reference import Reference
+
+    hosts = list(config.insecure_registries)
+    for rule in config.sync:
+        if rule.insecure:
+            try:
+                hosts.append(Reference.parse(rule.to.rstrip("/") + "/x", what="sync target").registry)
+            except UsageError:
+                continue
+    return hosts
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, AcrError):
+        return e.message
+    return f"unexpected error ({type(e).__name__})"
+
+
+# -- syncing ---------------------------------------------------------------------------
+
+
+def _sync_one(
+    client: Client,
+    rule: SyncRule,
+    source: Reference,
+    tag_digests: Mapping[str, str],
+    *,
+    skip_present: bool,
+) -> SyncResult:
+    started = datetime.now(UTC)
+    wanted = [t for t in tag_digests if selects(rule, t)]
+    if not wanted:
+        pattern = rule.tags.pattern if rule.tags is not None else "(all)"
+        return SyncResult(
+            name=rule.name,
+            destination=rule.to,
+            status=Status.SKIPPED,
+            started=started,
+            finished=datetime.now(UTC),
+            reason=f"no tag matches {pattern!r}" if tag_digests else "no tag to sync",
+        )
+    try:
+        dst = destination(rule, source)
+    except UsageError as e:
+        return SyncResult(
+            name=rule.name, destination=rule.to, status=Status.FAILED, started=started,
+            finished=datetime.now(UTC), reason=e.message,
+            tags=tuple(TagSync(t, tag_digests[t], Status.FAILED, e.message) for t in wanted),
+        )
+    done: dict[str, TagSync] = {}
+    groups: dict[str, list[str]] = {}
+    bytes_sent = copied = skipped = 0
+    referrers: list[str] = []
+    failure: str | None = None
+    try:
+        for tag in wanted:
+            digest = tag_digests[tag]
+            if skip_present and client.tag_digest(dst.with_tag(tag)) == digest:
+                done[tag] = TagSync(tag, digest, Status.SKIPPED, "already present with this digest")
+                continue
+            groups.setdefault(digest, []).append(tag)
+    except Exception as e:  # the destination cannot even be asked: fail it whole
+        failure = _reason(e)
+        groups = {}
+        for tag in wanted:
+            done.setdefault(tag, TagSync(tag, tag_digests[tag], Status.FAILED, failure))
+    for digest, tags in groups.items():
+        if failure is not None:
+            for tag in tags:
+                done[tag] = TagSync(tag, digest, Status.FAILED, f"not tried: {failure}")
+            continue
+        try:
+            result = client.copy(source.with_tag(None).with_digest(digest), dst, tags, referrers=True)
+        except Exception as e:
+            reason = _reason(e)
+            log.info("sync %s: %s <- %s failed: %s", rule.name, dst, digest, reason)
+            for tag in tags:
+                done[tag] = TagSync(tag, digest, Status.FAILED, reason)
+            # unreachable or refusing destinations fail the same way for every digest
+            from acr_ci.registry.transport import TransientError
+
+            if not isinstance(e, AcrError) or isinstance(e, TransientError | UnauthorizedError):
+                failure = reason
+            continue
+        bytes_sent += result.bytes_sent
+        copied += result.blobs_copied
+        skipped += result.blobs_skipped
+        referrers.extend(r for r in result.referrers if r not in referrers)
+        for tag in tags:
+            done[tag] = TagSync(tag, result.digest, Status.SUCCEEDED)
+        log.info("sync %s: %s:%s -> %s", rule.name, dst, ",".join(tags), result.digest)
+    entries = tuple(done[t] for t in wanted)
+    failed = [t for t in entries if t.status is Status.FAILED]
+    return SyncResult(
+        name=rule.name,
+        destination=str(dst),
+        status=Status.FAILED if failed else Status.SUCCEEDED,
+        started=started,
+        finished=datetime.now(UTC),
+        tags=entries,
+        reason=(
+            f"{len(failed)} of {len(entries)} tags failed: {failed[0].reason}" if failed else None
+        ),
+        bytes_sent=bytes_sent,
+        blobs_copied=copied,
+        blobs_skipped=skipped,
+        referrers=tuple(referrers),
+    )
+
+
+def sync_tags(
+    client: Client,
+    rules: Sequence[SyncRule],
+    source: Reference,
+    tag_digests: Mapping[str, str],
+    *,
+    skip_present: bool = False,
+) -> tuple[SyncResult, ...]:
+    """Mirror ``tag → digest`` of repository ``source`` to every rule's destination
+    (concurrently); one result per rule, in config order. Never raises for a failing
+    destination."""
+    if not rules:
+        return ()
+    source = source.with_tag(None).with_digest(None)
+
+    def one(rule: SyncRule) -> SyncResult:
+        try:
+            return _sync_one(client, rule, source, tag_digests, skip_present=skip_present)
+        except Exception as e:  # pragma: no cover - _sync_one catches what it can
+            now = datetime.now(UTC)
+            return SyncResult(rule.name, rule.to, Status.FAILED, now, now, reason=_reason(e))
+
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(rules)), thread_name_prefix="acr-ci-sync") as pool:
+        return tuple(pool.map(one, rules))
+
+
+def sync_image(
+    client: Client,
+    rules: Sequence[SyncRule],
+    source: Reference,
+    digest: str,
+    tags: Iterable[str],
+) -> tuple[SyncResult, ...]:
+    """Mirror one image (``source`` repository at ``digest``, known under ``tags``)."""
+    return sync_tags(client, rules, source, {t: digest for t in tags})
+
+
+def _lookup(client: Client, repo: Reference, tags: Sequence[str]) -> dict[str, str]:
+    """``tag → digest`` for ``tags`` in ``repo`` (tags that vanished meanwhile are left out)."""
+    def one(tag: str) -> tuple[str, str | None]:
+        return tag, client.tag_digest(repo.with_tag(tag))
+
+    if not tags:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(LOOKUP_PARALLEL, len(tags))) as pool:
+        pairs = list(pool.map(one, tags))
+    return {t: d for t, d in pairs if d}
+
+
+def resolve_source(client: Client, text: str) -> tuple[Reference, dict[str, str]]:
+    """``IMAGE:TAG``, ``IMAGE:TAG@DIGEST`` or ``IMAGE@DIGEST`` → (repository, ``tag → digest``).
+
+    ``IMAGE:TAG`` asks the registry for the digest; ``IMAGE@DIGEST`` finds the tags that
+    point at it. Raises :class:`UsageError` for a bare ``IMAGE``.
+    """
+    from acr_ci.errors import NotFoundError
+    from acr_ci.registry.reference import Reference
+
+    ref = Reference.parse(text, what="image to sync")
+    repo = ref.with_tag(None).with_digest(None)
+    if ref.tag and ref.digest:
+        return repo, {ref.tag: ref.digest}
+    if ref.tag:
+        digest = client.tag_digest(ref)
+        if digest is None:
+            raise NotFoundError(f"{ref} does not exist", "push it first, or check the tag")
+        return repo, {ref.tag: digest}
+    if ref.digest:
+        found = _lookup(client, repo, client.list_tags(repo))
+        return repo, {t: d for t, d in found.items() if d == ref.digest}
+    raise UsageError(
+        f"{text!r} names no tag or digest",
+        "write IMAGE:TAG or IMAGE@sha256:…; to mirror every tag use acr-ci sync --backfill REPO",
+    )
+
+
+def backfill(
+    client: Client, rules: Sequence[SyncRule], repository: str
+) -> tuple[SyncResult, ...]:
+    """Mirror every existing tag of ``repository`` that the rules select, skipping tags the
+    destination already has at the same digest."""
+    from acr_ci.registry.reference import Reference
+
+    repo = Reference.parse(repository, what="repository to backfill")
+    if repo.tag or repo.digest:
+        raise UsageError(
+            f"--backfill takes a repository, not an image: {repository!r}",
+            "drop the :tag / @digest (every tag the sync rules select is mirrored)",
+        )
+    tags = client.list_tags(repo)
+    wanted = sorted({t for t in tags if any(selects(r, t) for r in rules)})
+    return sync_tags(client, rules, repo, _lookup(client, repo, wanted), skip_present=True)
+
+
+def command(
+    client: Client, config: Config, image: str, *, all_tags: bool = False
+) -> tuple[SyncResult, ...]:
+    """``acr-ci sync``: one image (``IMAGE:TAG``, ``IMAGE:TAG@DIGEST``, ``IMAGE@DIGEST``) or,
+    with ``all_tags`` (``--backfill``), every selected tag of a repository, to the config's destinations."""
+    if not config.sync:
+        raise UsageError(
+            f"{config.path} has no sync: rules: nothing to mirror to",
+            "add a sync: section (name, to, level, tags) to the config",
+        )
+    if all_tags:
+        return backfill(client, config.sync, image)
+    repo, tag_digests = resolve_source(client, image)
+    return sync_tags(client, config.sync, repo, tag_digests)
+
+
+def exit_code(results: Iterable[SyncResult]) -> int:
+    """1 if any destination failed, else 0."""
+    from acr_ci.errors import EXIT_FAILED, EXIT_OK
+
+    return EXIT_FAILED if any(r.status is Status.FAILED for r in results) else EXIT_OK
+
+
+def describe(result: SyncResult) -> str:
+    """One line for a person: destination, outcome, tags and digests."""
+    head = f"sync {result.name} -> {result.destination}: {result.status}"
+    if result.status is Status.SKIPPED:
+        return f"{head} ({result.reason})"
+    parts = []
+    for t in result.tags:
+        note = "" if t.status is Status.SUCCEEDED else f" {t.status}"
+        parts.append(f"{t.tag}@{t.digest[:19]}{note}")
+    line = f"{head}: {', '.join(parts)}"
+    if result.status is Status.SUCCEEDED:
+        line += f" ({result.blobs_copied} blobs copied, {result.blobs_skipped} already there)"
+    elif result.reason:
+        line += f" ({result.reason})"
+    return line
+
+
+__all__ = [
+    "MAX_PARALLEL",
+    "SyncResult",
+    "TagSync",
+    "backfill",
+    "command",
+    "describe",
+    "destination",
+    "exit_code",
+    "insecure_hosts",
+    "resolve_source",
+    "selects",
+    "sync_image",
+    "sync_tags",
+]
