@@ -58,7 +58,9 @@ class Client:
         timeout: float = 60.0,
     ) -> None:
         if jobs < 1:
-            raise UsageError(f"--jobs {jobs} is not valid", "use a number of parallel transfers from 1 up")
+            raise UsageError(
+                f"--jobs {jobs} is not valid", "use a number of parallel transfers from 1 up"
+            )
         self.credentials = credentials if credentials is not None else DockerConfigCredentials()
         self.insecure = frozenset(h.strip().lower() for h in insecure if h.strip())
         self.jobs = jobs
@@ -72,7 +74,9 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -105,7 +109,9 @@ class Client:
 
     def repository(self, ref: Reference) -> RegistryRepository:
         """The registry repository ``ref`` names."""
-        return RegistryRepository(self.transport(ref.api_host), ref.repository, chunk_size=self.chunk_size)
+        return RegistryRepository(
+            self.transport(ref.api_host), ref.repository, chunk_size=self.chunk_size
+        )
 
     def store(self, location: Location, *, create: bool = False) -> Store:
         """A store for either side of a copy (``create`` makes a missing layout)."""
@@ -167,8 +173,11 @@ class Client:
         src_store = self.store(src)
         dst_store = self.store(dst, create=True)
         copier = Copier(
-            src_store, dst_store, jobs=self.jobs, progress=self.progress,
-            blob_attempts=self.retry.attempts, backoff=self.retry.base_delay,
+            src_store,
+            dst_store,
+            jobs=self.jobs,
+            progress=self.progress,
+            retry=self.retry,
         )
         src_ref = _ref_of(src)
         result = copier.copy(src_ref, list(tags), platforms=platforms, referrers=referrers)

@@ -17,7 +17,6 @@ Order of work, so nothing is ever half-done under a tag:
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +36,7 @@ from acr_ci.registry.media import (
 from acr_ci.registry.progress import NoProgress, Progress
 from acr_ci.registry.remote import RegistryRepository
 from acr_ci.registry.store import Store, verified
-from acr_ci.registry.transport import TransientError
+from acr_ci.registry.transport import RetryPolicy, TransientError
 
 
 @dataclass(frozen=True)
@@ -96,16 +95,15 @@ class Copier:
         *,
         jobs: int = 4,
         progress: Progress | None = None,
-        blob_attempts: int = 3,
-        backoff: float = 0.5,
+        retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.src = src
         self.dst = dst
         self.jobs = max(1, jobs)
         self.progress: Progress = progress or NoProgress()
-        self.blob_attempts = max(1, blob_attempts)
-        self.backoff = backoff
+        self.retry = retry or RetryPolicy()
+        self.blob_attempts = max(1, self.retry.attempts)
         self._sleep = sleep
         self._stats = _Stats()
         self._done_blobs: set[str] = set()
@@ -177,8 +175,12 @@ class Copier:
             # Still learn the children for referrers, without copying anything.
             level = [root] if root.is_index and walk else []
             while level:
-                fetched = list(pool.map(lambda d: self.src.get_manifest(d.digest),
-                                        [c for m in level for c in m.children()]))
+                fetched = list(
+                    pool.map(
+                        lambda d: self.src.get_manifest(d.digest),
+                        [c for m in level for c in m.children()],
+                    )
+                )
                 all_manifests.extend(fetched)
                 level = [m for m in fetched if m.is_index]
         else:
@@ -268,7 +270,12 @@ class Copier:
             try:
                 self._stream(desc, location)
                 break
-            except (TransientError, RateLimitedError, DigestMismatchError, requests.RequestException) as e:
+            except (
+                TransientError,
+                RateLimitedError,
+                DigestMismatchError,
+                requests.RequestException,
+            ) as e:
                 location = None
                 if attempt >= self.blob_attempts:
                     self.progress.finished(desc.digest, "failed")
@@ -279,9 +286,7 @@ class Copier:
                             "check the network and both registries; running again resumes",
                         ) from None
                     raise
-                ceiling = self.backoff * (2 ** (attempt - 1))
-                retry_after = getattr(e, "retry_after", None)
-                self._sleep(retry_after if retry_after is not None else ceiling / 2 + random.random() * ceiling / 2)  # noqa: S311
+                self._sleep(self.retry.delay(attempt, getattr(e, "retry_after", None)))
         self._stats.add(copied=1)
         self.progress.finished(desc.digest, "copied")
         self._mark(desc)
