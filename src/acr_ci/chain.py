@@ -152,7 +152,9 @@ def sync_step(result: SyncResult) -> StepRecord:
         started=result.started,
         finished=result.finished,
         reason=result.reason,
-        detail=result.detail() if result.status is not Status.SKIPPED else {"destination": result.destination},
+        detail=result.detail()
+        if result.status is not Status.SKIPPED
+        else {"destination": result.destination},
     )
 
 
@@ -269,8 +271,14 @@ class Chain:
         reason: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> StepRecord:
-        return StepRecord(step=name, status=status, started=started, finished=self.clock(),
-                          reason=reason, detail=detail or {})
+        return StepRecord(
+            step=name,
+            status=status,
+            started=started,
+            finished=self.clock(),
+            reason=reason,
+            detail=detail or {},
+        )
 
     # -- the whole run ---------------------------------------------------------------------
 
@@ -323,8 +331,11 @@ class Chain:
     ) -> BuildResult | None:
         started = self.clock()
         if builder is None:
-            image.add(self._step("build", started, Status.FAILED,
-                                 reason=builder_error or "no builder available"))
+            image.add(
+                self._step(
+                    "build", started, Status.FAILED, reason=builder_error or "no builder available"
+                )
+            )
             return None
         from acr_ci.build import prepare_job
         from acr_ci.build.service import AUTH_FILE_NAME
@@ -341,7 +352,10 @@ class Chain:
                 layout=work / "layouts" / f"{number}-{safe}",
                 secrets_dir=secrets_dir,
                 credentials=self.client.credentials,
-                insecure_registries=[*self.config.insecure_registries, *sorted(self.client.insecure)],
+                insecure_registries=[
+                    *self.config.insecure_registries,
+                    *sorted(self.client.insecure),
+                ],
                 extra_hosts=image_hosts(self.config),
                 log=self.line,
             )
@@ -354,12 +368,19 @@ class Chain:
             return None
         finally:
             (secrets_dir / AUTH_FILE_NAME).unlink(missing_ok=True)
-        image.add(self._step("build", started, Status.SUCCEEDED, detail={
-            "builder": result.builder,
-            "digest": result.index_digest,
-            "platforms": dict(result.platforms),
-            "seconds": round(result.seconds, 3),
-        }))
+        image.add(
+            self._step(
+                "build",
+                started,
+                Status.SUCCEEDED,
+                detail={
+                    "builder": result.builder,
+                    "digest": result.index_digest,
+                    "platforms": dict(result.platforms),
+                    "seconds": round(result.seconds, 3),
+                },
+            )
+        )
         self.say(plan, f"built {result.index_digest}")
         return result
 
@@ -379,14 +400,21 @@ class Chain:
             image.add(self._step("push", started, Status.FAILED, reason=reason))
             return
         image.digest = result.digest
-        image.add(self._step("push", started, Status.SUCCEEDED, detail={
-            "digest": result.digest,
-            "tags": list(plan.tags),
-            "images": [f"{plan.image}:{t}" for t in plan.tags],
-            "bytes_sent": result.bytes_sent,
-            "blobs_copied": result.blobs_copied,
-            "blobs_skipped": result.blobs_skipped,
-        }))
+        image.add(
+            self._step(
+                "push",
+                started,
+                Status.SUCCEEDED,
+                detail={
+                    "digest": result.digest,
+                    "tags": list(plan.tags),
+                    "images": [f"{plan.image}:{t}" for t in plan.tags],
+                    "bytes_sent": result.bytes_sent,
+                    "blobs_copied": result.blobs_copied,
+                    "blobs_skipped": result.blobs_skipped,
+                },
+            )
+        )
         self.say(plan, f"pushed {plan.image}@{result.digest} as {', '.join(plan.tags)}")
 
     def scan(self, plan: BuildPlan, image: _Image) -> None:
@@ -413,13 +441,20 @@ class Chain:
             image=f"{plan.image}@{image.digest}", config=cfg, reports=tuple(specs)
         )
         try:
-            outcome = run_scan(request, client=self.client, log=self.out,
-                               engine=self.parts.scan_engine)
+            outcome = run_scan(
+                request, client=self.client, log=self.out, engine=self.parts.scan_engine
+            )
         except GateError as e:
             # the gate runs only for a blocked image: it stays blocked, the gate's failure noted
-            image.add(self._step("scan", started, Status.BLOCKED,
-                                 reason=f"blocked; the gate failed: {e.message}",
-                                 detail={"gate": {"error": e.message}}))
+            image.add(
+                self._step(
+                    "scan",
+                    started,
+                    Status.BLOCKED,
+                    reason=f"blocked; the gate failed: {e.message}",
+                    detail={"gate": {"error": e.message}},
+                )
+            )
             return
         except Exception as e:
             log.debug("scan of %s failed", plan.rule, exc_info=True)
@@ -443,8 +478,9 @@ class Chain:
             detail["gate"] = outcome.gate.to_json()
         if outcome.enforced_block:
             self.say(plan, f"scan gate: {verdict.reason}")
-            image.add(self._step("scan", started, Status.BLOCKED, reason=verdict.reason,
-                                 detail=detail))
+            image.add(
+                self._step("scan", started, Status.BLOCKED, reason=verdict.reason, detail=detail)
+            )
             return
         note = None
         if verdict.blocked and cfg.mode is ScanMode.NON_BLOCKING:
@@ -458,8 +494,15 @@ class Chain:
         if image.stop or image.digest is None:
             at = self.clock()
             for rule in rules:
-                image.add(StepRecord.skipped("sync", image.stop or "not pushed", name=rule.name,
-                                             at=at, detail={"destination": rule.to}))
+                image.add(
+                    StepRecord.skipped(
+                        "sync",
+                        image.stop or "not pushed",
+                        name=rule.name,
+                        at=at,
+                        detail={"destination": rule.to},
+                    )
+                )
             return
         from acr_ci.registry.reference import Reference
         from acr_ci.sync import sync_image
@@ -472,13 +515,24 @@ class Chain:
         except Exception as e:  # sync_image reports per destination; this is a last guard
             reason = _reason(e)
             for rule in rules:
-                image.add(StepRecord(step="sync", name=rule.name, status=Status.FAILED,
-                                     started=started, finished=self.clock(), reason=reason,
-                                     detail={"destination": rule.to, "tags": []}))
+                image.add(
+                    StepRecord(
+                        step="sync",
+                        name=rule.name,
+                        status=Status.FAILED,
+                        started=started,
+                        finished=self.clock(),
+                        reason=reason,
+                        detail={"destination": rule.to, "tags": []},
+                    )
+                )
             return
         for r in results:
-            self.say(plan, f"sync {r.name} -> {r.destination}: {r.status}"
-                     + (f" ({r.reason})" if r.reason else ""))
+            self.say(
+                plan,
+                f"sync {r.name} -> {r.destination}: {r.status}"
+                + (f" ({r.reason})" if r.reason else ""),
+            )
             image.add(sync_step(r))
 
     def trigger(self, plan: BuildPlan, image: _Image) -> None:
@@ -490,16 +544,27 @@ class Chain:
         if image.stop or image.digest is None:
             at = self.clock()
             for t in triggers:
-                image.add(StepRecord.skipped("trigger", image.stop or "not pushed", name=t.name,
-                                             at=at, detail={"target": origin(t.url)}))
+                image.add(
+                    StepRecord.skipped(
+                        "trigger",
+                        image.stop or "not pushed",
+                        name=t.name,
+                        at=at,
+                        detail={"target": origin(t.url)},
+                    )
+                )
             return
 
         push = next(s for s in image.steps if s.step == "push")
-        pushed = PushedImage(repository=plan.image, digest=image.digest, tags=plan.tags,
-                             pushed_at=push.finished)
+        pushed = PushedImage(
+            repository=plan.image, digest=image.digest, tags=plan.tags, pushed_at=push.finished
+        )
         for r in fire(triggers, pushed, tz=self.config.timezone, sender=self.parts.sender):
-            self.say(plan, f"trigger {r.name} -> {r.target}: {r.status}"
-                     + (f" ({r.reason})" if r.reason else ""))
+            self.say(
+                plan,
+                f"trigger {r.name} -> {r.target}: {r.status}"
+                + (f" ({r.reason})" if r.reason else ""),
+            )
             image.add(trigger_step(r))
 
 

@@ -150,8 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
             "for its host. Exit 1 if any destination failed."
         ),
     )
-    p.add_argument("image", metavar="IMAGE[:TAG|@DIGEST]", help="the image; with --backfill a repository")
-    p.add_argument("--config", metavar="F", help="the rule config (default: $ACR_CI_CONFIG or .acr-ci.yml)")
+    p.add_argument(
+        "image", metavar="IMAGE[:TAG|@DIGEST]", help="the image; with --backfill a repository"
+    )
+    p.add_argument(
+        "--config", metavar="F", help="the rule config (default: $ACR_CI_CONFIG or .acr-ci.yml)"
+    )
     p.add_argument(
         "--backfill",
         action="store_true",
@@ -171,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("image", metavar="IMAGE:TAG[@DIGEST]")
-    p.add_argument("--config", metavar="F", help="the rule config (default: $ACR_CI_CONFIG or .acr-ci.yml)")
+    p.add_argument(
+        "--config", metavar="F", help="the rule config (default: $ACR_CI_CONFIG or .acr-ci.yml)"
+    )
     _add_registry_flags(p)
     p.set_defaults(handler=_cmd_trigger)
 

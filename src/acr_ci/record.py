@@ -115,8 +115,15 @@ class StepRecord:
     ) -> StepRecord:
         """A step that did not run, stamped ``at`` (default: now)."""
         now = at or datetime.now(UTC)
-        return cls(step=step, status=Status.SKIPPED, started=now, finished=now, name=name,
-                   reason=reason, detail=_frozen(detail))
+        return cls(
+            step=step,
+            status=Status.SKIPPED,
+            started=now,
+            finished=now,
+            name=name,
+            reason=reason,
+            detail=_frozen(detail),
+        )
 
     @property
     def duration(self) -> float:

@@ -61,7 +61,12 @@ class TagSync:
     """Why it failed or was skipped."""
 
     def to_json(self) -> dict[str, Any]:
-        return {"tag": self.tag, "digest": self.digest, "status": str(self.status), "reason": self.reason}
+        return {
+            "tag": self.tag,
+            "digest": self.digest,
+            "status": str(self.status),
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,9 @@ def insecure_hosts(config: Config) -> list[str]:
     for rule in config.sync:
         if rule.insecure:
             try:
-                hosts.append(Reference.parse(rule.to.rstrip("/") + "/x", what="sync target").registry)
+                hosts.append(
+                    Reference.parse(rule.to.rstrip("/") + "/x", what="sync target").registry
+                )
             except UsageError:
                 continue
     return hosts
@@ -184,8 +191,12 @@ def _sync_one(
         dst = destination(rule, source)
     except UsageError as e:
         return SyncResult(
-            name=rule.name, destination=rule.to, status=Status.FAILED, started=started,
-            finished=datetime.now(UTC), reason=e.message,
+            name=rule.name,
+            destination=rule.to,
+            status=Status.FAILED,
+            started=started,
+            finished=datetime.now(UTC),
+            reason=e.message,
             tags=tuple(TagSync(t, tag_digests[t], Status.FAILED, e.message) for t in wanted),
         )
     done: dict[str, TagSync] = {}
@@ -211,7 +222,9 @@ def _sync_one(
                 done[tag] = TagSync(tag, digest, Status.FAILED, f"not tried: {failure}")
             continue
         try:
-            result = client.copy(source.with_tag(None).with_digest(digest), dst, tags, referrers=True)
+            result = client.copy(
+                source.with_tag(None).with_digest(digest), dst, tags, referrers=True
+            )
         except Exception as e:
             reason = _reason(e)
             log.info("sync %s: %s <- %s failed: %s", rule.name, dst, digest, reason)
@@ -271,7 +284,9 @@ def sync_tags(
             now = datetime.now(UTC)
             return SyncResult(rule.name, rule.to, Status.FAILED, now, now, reason=_reason(e))
 
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(rules)), thread_name_prefix="acr-ci-sync") as pool:
+    with ThreadPoolExecutor(
+        max_workers=min(MAX_PARALLEL, len(rules)), thread_name_prefix="acr-ci-sync"
+    ) as pool:
         return tuple(pool.map(one, rules))
 
 
@@ -288,6 +303,7 @@ def sync_image(
 
 def _lookup(client: Client, repo: Reference, tags: Sequence[str]) -> dict[str, str]:
     """``tag → digest`` for ``tags`` in ``repo`` (tags that vanished meanwhile are left out)."""
+
     def one(tag: str) -> tuple[str, str | None]:
         return tag, client.tag_digest(repo.with_tag(tag))
 
@@ -325,9 +341,7 @@ def resolve_source(client: Client, text: str) -> tuple[Reference, dict[str, str]
     )
 
 
-def backfill(
-    client: Client, rules: Sequence[SyncRule], repository: str
-) -> tuple[SyncResult, ...]:
+def backfill(client: Client, rules: Sequence[SyncRule], repository: str) -> tuple[SyncResult, ...]:
     """Mirror every existing tag of ``repository`` that the rules select, skipping tags the
     destination already has at the same digest."""
     from acr_ci.registry.reference import Reference

@@ -350,8 +350,10 @@ def _describe(e: Exception, timeout: float) -> str:
     if isinstance(e, requests.exceptions.ConnectionError):
         if "refused" in text:
             return "connection refused"
-        if "name or service not known" in text or "nodename nor servname" in text or (
-            "failed to resolve" in text
+        if (
+            "name or service not known" in text
+            or "nodename nor servname" in text
+            or ("failed to resolve" in text)
         ):
             return "host name not found"
         if "reset" in text or "aborted" in text or "remotedisconnected" in text:
@@ -423,12 +425,20 @@ class Sender:
             except requests.RequestException as e:
                 http_status = None
                 reason = _describe(e, trigger.timeout)
-                retryable = not isinstance(e, requests.exceptions.SSLError | requests.exceptions.InvalidURL)
+                retryable = not isinstance(
+                    e, requests.exceptions.SSLError | requests.exceptions.InvalidURL
+                )
             else:
                 http_status = response.status_code
                 response.close()
                 if 200 <= http_status < 300:
-                    log.info("trigger %s: POST %s tag %s -> HTTP %d", trigger.name, where, tag, http_status)
+                    log.info(
+                        "trigger %s: POST %s tag %s -> HTTP %d",
+                        trigger.name,
+                        where,
+                        tag,
+                        http_status,
+                    )
                     return Delivery(
                         tag=tag,
                         status=Status.SUCCEEDED,
@@ -449,7 +459,13 @@ class Sender:
             delay = self.backoff * (2 ** (attempts - 1))
             log.info(
                 "trigger %s: POST %s tag %s failed (%s); retry %d/%d in %.1fs",
-                trigger.name, where, tag, reason, attempts, self.max_retries, delay,
+                trigger.name,
+                where,
+                tag,
+                reason,
+                attempts,
+                self.max_retries,
+                delay,
             )
             self.sleep(delay)
         if attempts > 1:
@@ -474,7 +490,9 @@ class Sender:
             return self._run(trigger, image, tz, started)
         except Exception as e:
             log.debug("trigger %s failed: %s", trigger.name, type(e).__name__)
-            reason = e.message if isinstance(e, AcrError) else f"unexpected error ({type(e).__name__})"
+            reason = (
+                e.message if isinstance(e, AcrError) else f"unexpected error ({type(e).__name__})"
+            )
             return TriggerResult(
                 name=trigger.name,
                 target=origin(trigger.url),

@@ -138,7 +138,15 @@ class BuildahBuilder:
     def _image_ids(self, env: Mapping[str, str]) -> dict[str, str]:
         """Manifest digest → image ID for every image in the storage."""
         proc = run_quiet(
-            [*self._global(), "images", "--all", "--no-trunc", "--digests", "--format", "{{.ID}} {{.Digest}}"],
+            [
+                *self._global(),
+                "images",
+                "--all",
+                "--no-trunc",
+                "--digests",
+                "--format",
+                "{{.ID}} {{.Digest}}",
+            ],
             env=env,
             what="buildah images",
         )
@@ -152,7 +160,9 @@ class BuildahBuilder:
     def _list_instances(self, manifest: str, env: Mapping[str, str]) -> dict[str, str]:
         """Platform → instance digest of the local manifest list."""
         proc = run_quiet(
-            [*self._global(), "manifest", "inspect", manifest], env=env, what="buildah manifest inspect"
+            [*self._global(), "manifest", "inspect", manifest],
+            env=env,
+            what="buildah manifest inspect",
         )
         doc = json.loads(proc.stdout)
         out: dict[str, str] = {}
@@ -178,7 +188,9 @@ class BuildahBuilder:
         new_ids = [ids[d] for d in instances.values() if d in ids]
         if job.plan.no_cache:
             if new_ids:
-                run_quiet([*self._global(), "rmi", *new_ids], env=env, what="buildah rmi", check=False)
+                run_quiet(
+                    [*self._global(), "rmi", *new_ids], env=env, what="buildah rmi", check=False
+                )
             return
         for platform, digest in instances.items():
             image_id = ids.get(digest)
@@ -228,8 +240,16 @@ class BuildahBuilder:
                     shutil.rmtree(job.layout)
                 job.layout.parent.mkdir(parents=True, exist_ok=True)
                 run_streaming(
-                    [*self._global(), "manifest", "push", "--all", "--format", "oci",
-                     manifest, f"oci:{job.layout}"],
+                    [
+                        *self._global(),
+                        "manifest",
+                        "push",
+                        "--all",
+                        "--format",
+                        "oci",
+                        manifest,
+                        f"oci:{job.layout}",
+                    ],
                     env=env,
                     log=job.log,
                     prefix=prefix,

@@ -129,7 +129,9 @@ class BuildxBuilder:
         """Give buildx ``job.auth_file``'s credentials through a private DOCKER_CONFIG."""
         if job.auth_file is None:
             return
-        original = Path(env.get("DOCKER_CONFIG") or Path(env.get("HOME") or Path.home()) / ".docker")
+        original = Path(
+            env.get("DOCKER_CONFIG") or Path(env.get("HOME") or Path.home()) / ".docker"
+        )
         private = tmp / "docker-config"
         private.mkdir(mode=0o700)
         doc: dict[str, Any] = {}

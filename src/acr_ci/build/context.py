@@ -21,7 +21,9 @@ from pathlib import Path
 from acr_ci.errors import UsageError
 from acr_ci.models import BuildPlan
 
-_VAR_RE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::[-+]([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+_VAR_RE = re.compile(
+    r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::[-+]([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))"
+)
 _ARG_RE = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?$", re.IGNORECASE)
 _FROM_RE = re.compile(r"^\s*FROM\s+(.*)$", re.IGNORECASE)
 MAX_DOCKERFILE = 1024 * 1024

@@ -81,9 +81,7 @@ def prepare_job(
     """
     context, dockerfile = resolve_paths(plan, config_dir)
     hosts = [h for image in base_images(dockerfile, plan.args) if (h := registry_host(image))]
-    insecure = tuple(
-        dict.fromkeys([*(h for h in hosts if is_loopback(h)), *insecure_registries])
-    )
+    insecure = tuple(dict.fromkeys([*(h for h in hosts if is_loopback(h)), *insecure_registries]))
     auth_file = write_auth_file([*hosts, *extra_hosts], credentials, secrets_dir)
     annotations = image_annotations(
         plan, ref, source=source_url(ref, os.environ if env is None else env)
@@ -139,7 +137,9 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "-" for c in name) or "rule"
 
 
-def select_plans(plans: Sequence[BuildPlan], rule: str | None, known: Sequence[str]) -> list[BuildPlan]:
+def select_plans(
+    plans: Sequence[BuildPlan], rule: str | None, known: Sequence[str]
+) -> list[BuildPlan]:
     """``plans``, or only rule ``rule``'s; a :class:`UsageError` for an unknown or unmatched rule."""
     if rule is None:
         return list(plans)

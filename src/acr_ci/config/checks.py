@@ -40,7 +40,9 @@ def check(doc: Document) -> list[ConfigProblem]:
     return out
 
 
-def compile_regex(doc: Document, path: Path, value: Any) -> tuple[re.Pattern[str] | None, list[ConfigProblem]]:
+def compile_regex(
+    doc: Document, path: Path, value: Any
+) -> tuple[re.Pattern[str] | None, list[ConfigProblem]]:
     """Compile a config regex with :func:`acr_ci.tags.compile_match`; a problem if it does not."""
     from acr_ci.tags import compile_match
 
@@ -137,7 +139,9 @@ def _check_scan(doc: Document, scan: dict[str, Any]) -> Iterator[ConfigProblem]:
                     yield doc.problem((*path, "until"), f"{until} is not a real date")
     on_block = scan.get("on_block")
     if isinstance(on_block, dict):
-        yield from _check_reference(doc, ("scan", "on_block", "backup"), on_block.get("backup"), kind="backup")
+        yield from _check_reference(
+            doc, ("scan", "on_block", "backup"), on_block.get("backup"), kind="backup"
+        )
 
 
 def _check_sync(doc: Document, path: Path, item: dict[str, Any]) -> Iterator[ConfigProblem]:
@@ -170,7 +174,9 @@ def namespace_name(text: str) -> str | None:
     return ref.name[: -len("/x")]
 
 
-def _check_reference(doc: Document, path: Path, value: Any, *, kind: str) -> Iterator[ConfigProblem]:
+def _check_reference(
+    doc: Document, path: Path, value: Any, *, kind: str
+) -> Iterator[ConfigProblem]:
     from acr_ci.registry.reference import Reference
 
     if not isinstance(value, str) or not value:
@@ -195,11 +201,13 @@ def _check_trigger(doc: Document, path: Path, item: dict[str, Any]) -> Iterator[
     if isinstance(on, str) and on in ("all", "regexp", "tags"):
         if "match" in item and on != "regexp":
             yield doc.problem(
-                (*path, "match"), f"is only used with on: regexp (on is {on}); set on: regexp or remove it"
+                (*path, "match"),
+                f"is only used with on: regexp (on is {on}); set on: regexp or remove it",
             )
         if "tags" in item and on != "tags":
             yield doc.problem(
-                (*path, "tags"), f"is only used with on: tags (on is {on}); set on: tags or remove it"
+                (*path, "tags"),
+                f"is only used with on: tags (on is {on}); set on: tags or remove it",
             )
     url = item.get("url")
     if isinstance(url, str) and url:

@@ -121,7 +121,11 @@ def build_config(file: str, d: Mapping[str, Any]) -> Config:
         ob = s.get("on_block", {})
         scan = ScanConfig(
             engine=ScanEngine(s.get("engine", "trivy")),
-            report=() if report is None else (report,) if isinstance(report, str) else tuple(report),
+            report=()
+            if report is None
+            else (report,)
+            if isinstance(report, str)
+            else tuple(report),
             mode=ScanMode(s.get("mode", "blocking")),
             block=BlockPolicy(
                 severity=Severity.parse(b["severity"]) if "severity" in b else None,

@@ -106,7 +106,11 @@ def _translate(doc: Document, error: Any) -> Iterator[tuple[Path, str, bool]]:
     if "propertyNames" in schema_path:
         name = str(instance)
         shown = show(name)
-        yield (*path, name), f"key {shown} {_pattern_message(error.schema)}".replace("  ", " "), True
+        yield (
+            (*path, name),
+            f"key {shown} {_pattern_message(error.schema)}".replace("  ", " "),
+            True,
+        )
         return
     if kind == "additionalProperties" and isinstance(instance, dict):
         allowed = sorted(error.schema.get("properties", {}))
@@ -197,7 +201,9 @@ def _unknown_key(key: str, allowed: list[str]) -> str:
 def _choice_message(choices: list[Any], instance: Any) -> str:
     text = "must be one of: " + ", ".join(str(c) for c in choices)
     if isinstance(instance, str):
-        close = difflib.get_close_matches(instance.lower(), [str(c) for c in choices], n=1, cutoff=0.6)
+        close = difflib.get_close_matches(
+            instance.lower(), [str(c) for c in choices], n=1, cutoff=0.6
+        )
         if close:
             return text + f" (got {show(instance) or 'something else'}; did you mean {close[0]!r}?)"
     return text + _got(instance)

@@ -152,7 +152,10 @@ def read(file: str) -> Document:
         raise ConfigError(
             [
                 ConfigProblem(
-                    file, line, col, "",
+                    file,
+                    line,
+                    col,
+                    "",
                     f"the top level must be a mapping of keys (version, image, build, …), not {kind}",
                 )
             ],
@@ -174,7 +177,9 @@ def _read_text(file: str) -> str:
         return ConfigError([ConfigProblem(file, 0, 0, "", message)], hint)
 
     if os.path.isdir(file):
-        raise fail("is a directory, not a config file", "name the YAML file itself, e.g. .acr-ci.yml")
+        raise fail(
+            "is a directory, not a config file", "name the YAML file itself, e.g. .acr-ci.yml"
+        )
     try:
         with open(file, "rb") as f:
             data = f.read(MAX_BYTES + 1)
@@ -286,7 +291,9 @@ def _plain(doc: Document, node: Any, path: Path, counter: list[int], stack: set[
     if counter[0] > MAX_NODES:
         if counter[0] == MAX_NODES + 1:
             doc.problems.append(
-                doc.problem(path, f"the document expands to more than {MAX_NODES} values (aliases?)")
+                doc.problem(
+                    path, f"the document expands to more than {MAX_NODES} values (aliases?)"
+                )
             )
         return None
     if isinstance(node, bool | ScalarBoolean):
@@ -319,7 +326,9 @@ def _plain(doc: Document, node: Any, path: Path, counter: list[int], stack: set[
         return items
     if isinstance(node, TaggedScalar):
         tag = str(getattr(node.tag, "value", node.tag))
-        doc.problems.append(doc.problem(path, f"YAML tag {show(tag) or 'here'} is not supported: remove it"))
+        doc.problems.append(
+            doc.problem(path, f"YAML tag {show(tag) or 'here'} is not supported: remove it")
+        )
         return str(node.value) if isinstance(node.value, str) else None
     doc.problems.append(
         doc.problem(path, f"a YAML {type(node).__name__} value is not supported here")

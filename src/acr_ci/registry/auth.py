@@ -30,7 +30,12 @@ from acr_ci.errors import UnauthorizedError, UsageError
 
 ENV_USERNAME = "ACR_CI_REGISTRY_USERNAME"
 ENV_PASSWORD = "ACR_CI_REGISTRY_PASSWORD"  # noqa: S105 - a variable name, not a secret
-DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
+DOCKER_HUB_KEYS = (
+    "https://index.docker.io/v1/",
+    "index.docker.io",
+    "docker.io",
+    "registry-1.docker.io",
+)
 HELPER_TIMEOUT = 30.0
 
 
@@ -104,7 +109,9 @@ def normalize_host(key: str) -> str:
 class DockerConfigCredentials:
     """Credentials from docker-style config files (``auths``, ``credsStore``, ``credHelpers``)."""
 
-    def __init__(self, paths: Iterable[Path] | None = None, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, paths: Iterable[Path] | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
         self._env = dict(os.environ if env is None else env)
         self._paths = list(paths) if paths is not None else default_config_paths(self._env)
 

@@ -49,12 +49,16 @@ def push_destination(text: str, extra_tags: Sequence[str]) -> tuple[Reference, l
     dst = Reference.parse(text, what="push destination")
     if dst.digest:
         raise UsageError(
-            f"push destination {text!r} has a digest", "push to REGISTRY/REPO:TAG; the digest is printed"
+            f"push destination {text!r} has a digest",
+            "push to REGISTRY/REPO:TAG; the digest is printed",
         )
     tags = [dst.tag] if dst.tag else []
     for tag in extra_tags:
         if not TAG_RE.fullmatch(tag):
-            raise UsageError(f"extra tag {tag!r} is not a valid tag", "a tag is [A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+            raise UsageError(
+                f"extra tag {tag!r} is not a valid tag",
+                "a tag is [A-Za-z0-9_][A-Za-z0-9._-]{0,127}",
+            )
         if tag not in tags:
             tags.append(tag)
     if not tags:
@@ -94,7 +98,9 @@ def env_credentials(
             raise UsageError(f"${missing} is not set (set both or neither)")
         if not user:
             return None
-    return StaticCredentials(Credentials(user, password), frozenset(normalize_host(h) for h in hosts))
+    return StaticCredentials(
+        Credentials(user, password), frozenset(normalize_host(h) for h in hosts)
+    )
 
 
 def make_client(args: argparse.Namespace, sides: Sequence[Location]) -> Client:
@@ -155,14 +161,19 @@ def inspect(client: Client, ref: Location, *, raw: bool) -> str:
                 continue
             size = _content_size(sub)
             total += size
-            rows.append(f"  {child.platform or child.artifact_type or '-'}  {child.digest}  {human_bytes(size)}")
+            rows.append(
+                f"  {child.platform or child.artifact_type or '-'}  {child.digest}  {human_bytes(size)}"
+            )
         lines.append(
-            "Platforms:  " + (", ".join(str(c.platform) for c in manifest.children() if c.platform) or "-")
+            "Platforms:  "
+            + (", ".join(str(c.platform) for c in manifest.children() if c.platform) or "-")
         )
     else:
         total = _content_size(manifest)
         lines.append("Platforms:  " + (_platform_of(store, manifest) or "-"))
-    lines.append(f"Size:       {total} bytes ({human_bytes(total)}; manifest {manifest.size} bytes)")
+    lines.append(
+        f"Size:       {total} bytes ({human_bytes(total)}; manifest {manifest.size} bytes)"
+    )
     if rows:
         lines.append("Manifests:")
         lines.extend(rows)

@@ -99,7 +99,11 @@ class OciLayout:
         ]
 
     def list_tags(self) -> list[str]:
-        return [d.annotations[ANNOTATION_REF_NAME] for d in self.entries() if ANNOTATION_REF_NAME in d.annotations]
+        return [
+            d.annotations[ANNOTATION_REF_NAME]
+            for d in self.entries()
+            if ANNOTATION_REF_NAME in d.annotations
+        ]
 
     # -- manifests -------------------------------------------------------------
 
@@ -118,10 +122,14 @@ class OciLayout:
         if len(entries) == 1:
             return entries[0]
         if entries and all(
-            d.platform is not None and d.media_type in IMAGE_TYPES and ANNOTATION_REF_NAME not in d.annotations
+            d.platform is not None
+            and d.media_type in IMAGE_TYPES
+            and ANNOTATION_REF_NAME not in d.annotations
             for d in entries
         ):
-            return Manifest.from_bytes(self._index_bytes(), OCI_INDEX, where=str(self.path / "index.json"))
+            return Manifest.from_bytes(
+                self._index_bytes(), OCI_INDEX, where=str(self.path / "index.json")
+            )
         if not entries:
             raise NotFoundError(f"{self.describe()} holds no image (index.json lists nothing)")
         names = ", ".join(sorted(self.list_tags())) or "none named"
@@ -134,14 +142,21 @@ class OciLayout:
         found = self._find(ref)
         where = f"{self.describe()}{'@' if valid_digest(ref) else ':'}{ref}"
         if found is None:
-            raise NotFoundError(f"{where}: no such image in the layout", f"tags here: {', '.join(self.list_tags()) or 'none'}")
+            raise NotFoundError(
+                f"{where}: no such image in the layout",
+                f"tags here: {', '.join(self.list_tags()) or 'none'}",
+            )
         if isinstance(found, Manifest):
             return found
         try:
             data = self._blob_path(found.digest).read_bytes()
         except OSError:
-            raise NotFoundError(f"{where}: blob {found.digest} is missing from the layout") from None
-        return Manifest.from_bytes(data, found.media_type or None, expected_digest=found.digest, where=where)
+            raise NotFoundError(
+                f"{where}: blob {found.digest} is missing from the layout"
+            ) from None
+        return Manifest.from_bytes(
+            data, found.media_type or None, expected_digest=found.digest, where=where
+        )
 
     def resolve(self, ref: str) -> Descriptor | None:
         try:
@@ -149,7 +164,9 @@ class OciLayout:
         except NotFoundError:
             return None
 
-    def put_manifest(self, manifest: Manifest, ref: str, *, top_level: bool = False) -> PutManifestResult:
+    def put_manifest(
+        self, manifest: Manifest, ref: str, *, top_level: bool = False
+    ) -> PutManifestResult:
         """Write the manifest blob; name it in ``index.json`` when ``ref`` is a tag or ``top_level``."""
         path = self._blob_path(manifest.digest)
         if not path.is_file():
@@ -166,8 +183,12 @@ class OciLayout:
                     return PutManifestResult(manifest.digest, subject_indexed=True)
             else:
                 entries = [
-                    e for e in entries
-                    if not (isinstance(e, dict) and (e.get("annotations") or {}).get(ANNOTATION_REF_NAME) == ref)
+                    e
+                    for e in entries
+                    if not (
+                        isinstance(e, dict)
+                        and (e.get("annotations") or {}).get(ANNOTATION_REF_NAME) == ref
+                    )
                 ]
                 desc["annotations"] = {ANNOTATION_REF_NAME: ref}
             entries.append(desc)
@@ -218,7 +239,9 @@ class OciLayout:
         try:
             f = open(path, "rb")
         except FileNotFoundError:
-            raise NotFoundError(f"{self.describe()}: blob {desc.digest} is missing from the layout") from None
+            raise NotFoundError(
+                f"{self.describe()}: blob {desc.digest} is missing from the layout"
+            ) from None
 
         def chunks() -> Iterator[bytes]:
             while block := f.read(CHUNK):
@@ -229,7 +252,9 @@ class OciLayout:
         finally:
             f.close()
 
-    def put_blob(self, desc: Descriptor, chunks: Iterable[bytes], on_bytes: BytesCallback | None = None) -> None:
+    def put_blob(
+        self, desc: Descriptor, chunks: Iterable[bytes], on_bytes: BytesCallback | None = None
+    ) -> None:
         self._write_file(self._blob_path(desc.digest), chunks)
 
     def _write_file(self, path: Path, chunks: Iterable[bytes]) -> None:

@@ -49,7 +49,9 @@ def new_hasher(digest: str) -> Any:
     """A hashlib object for the algorithm of ``digest`` (sha256 or sha512)."""
     algorithm = digest.split(":", 1)[0]
     if algorithm not in ("sha256", "sha512"):
-        raise UnsupportedError(f"digest algorithm {algorithm!r} is not supported (sha256, sha512 are)")
+        raise UnsupportedError(
+            f"digest algorithm {algorithm!r} is not supported (sha256, sha512 are)"
+        )
     return hashlib.new(algorithm)
 
 
@@ -137,7 +139,11 @@ class Descriptor:
         """The descriptor as JSON (the original JSON when it was parsed from one)."""
         if self.raw:
             return dict(self.raw)
-        doc: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        doc: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.size,
+        }
         if self.platform:
             doc["platform"] = {"architecture": self.platform.architecture, "os": self.platform.os}
             if self.platform.variant:
@@ -204,7 +210,9 @@ class Manifest:
             elif "config" in doc and "layers" in doc:
                 mt = OCI_MANIFEST
             else:
-                raise UnsupportedError(f"{where}: unsupported manifest media type {mt or declared!r}")
+                raise UnsupportedError(
+                    f"{where}: unsupported manifest media type {mt or declared!r}"
+                )
         return cls(data=data, media_type=mt, digest=digest)
 
     @property

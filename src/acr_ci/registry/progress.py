@@ -90,8 +90,10 @@ class StreamProgress:
             elapsed = max(time.monotonic() - blob.start, 1e-6)
             short = digest.split(":", 1)[-1][:12]
             if status == "copied":
-                line = (f"{short}: copied {human_bytes(blob.done)} in {elapsed:.1f}s "
-                        f"({human_bytes(blob.done / elapsed)}/s)")
+                line = (
+                    f"{short}: copied {human_bytes(blob.done)} in {elapsed:.1f}s "
+                    f"({human_bytes(blob.done / elapsed)}/s)"
+                )
             elif status == "exists":
                 line = f"{short}: already there ({human_bytes(blob.size)})"
             elif status == "mounted":

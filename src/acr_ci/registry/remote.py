@@ -44,7 +44,9 @@ class MountResult:
 class RegistryRepository:
     """One repository (``host/namespace/repo``) on a registry."""
 
-    def __init__(self, transport: Transport, repository: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+    def __init__(
+        self, transport: Transport, repository: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> None:
         self.transport = transport
         self.repository = repository
         self.chunk_size = chunk_size
@@ -66,7 +68,11 @@ class RegistryRepository:
         return [f"repository:{self.repository}:pull,push"]
 
     def _path(self, kind: str, ref: str = "") -> str:
-        return f"/v2/{self.repository}/{kind}/{quote(ref, safe=':')}" if ref else f"/v2/{self.repository}/{kind}/"
+        return (
+            f"/v2/{self.repository}/{kind}/{quote(ref, safe=':')}"
+            if ref
+            else f"/v2/{self.repository}/{kind}/"
+        )
 
     # -- manifests -------------------------------------------------------------
 
@@ -76,8 +82,12 @@ class RegistryRepository:
         while True:
             attempt += 1
             r = self.transport.request(
-                "GET", self._path("manifests", ref), scopes=self._pull, what=what,
-                headers={"Accept": ACCEPT}, stream=True,
+                "GET",
+                self._path("manifests", ref),
+                scopes=self._pull,
+                what=what,
+                headers={"Accept": ACCEPT},
+                stream=True,
             )
             try:
                 data = _read_limited(r, MAX_MANIFEST_BYTES, what)
@@ -92,13 +102,19 @@ class RegistryRepository:
         header = r.headers.get("Docker-Content-Digest")
         if expected is None and header and valid_digest(header):
             expected = header
-        return Manifest.from_bytes(data, r.headers.get("Content-Type"), expected_digest=expected, where=what)
+        return Manifest.from_bytes(
+            data, r.headers.get("Content-Type"), expected_digest=expected, where=what
+        )
 
     def resolve(self, ref: str) -> Descriptor | None:
         what = f"manifest {self.describe()}{_sep(ref)}{ref}"
         r = self.transport.request(
-            "HEAD", self._path("manifests", ref), scopes=self._pull, what=what,
-            headers={"Accept": ACCEPT}, allow=(404,),
+            "HEAD",
+            self._path("manifests", ref),
+            scopes=self._pull,
+            what=what,
+            headers={"Accept": ACCEPT},
+            allow=(404,),
         )
         if r.status_code == 404:
             return None
@@ -114,15 +130,27 @@ class RegistryRepository:
                 return None
         return Descriptor(media_type, digest, int(length or 0))
 
-    def put_manifest(self, manifest: Manifest, ref: str, *, top_level: bool = False) -> PutManifestResult:
+    def put_manifest(
+        self, manifest: Manifest, ref: str, *, top_level: bool = False
+    ) -> PutManifestResult:
         what = f"put manifest {self.describe()}{_sep(ref)}{ref}"
         r = self.transport.request(
-            "PUT", self._path("manifests", ref), scopes=self._push, what=what,
-            headers={"Content-Type": manifest.media_type}, data=manifest.data, ok=(200, 201, 202),
+            "PUT",
+            self._path("manifests", ref),
+            scopes=self._push,
+            what=what,
+            headers={"Content-Type": manifest.media_type},
+            data=manifest.data,
+            ok=(200, 201, 202),
         )
         stored = r.headers.get("Docker-Content-Digest")
-        if stored and valid_digest(stored) and stored != manifest.digest and stored.startswith("sha256:") \
-                and manifest.digest.startswith("sha256:"):
+        if (
+            stored
+            and valid_digest(stored)
+            and stored != manifest.digest
+            and stored.startswith("sha256:")
+            and manifest.digest.startswith("sha256:")
+        ):
             raise RegistryError(
                 f"{what}: the registry stored it as {stored}, not {manifest.digest}",
                 "the registry rewrote the manifest; it cannot keep digests",
@@ -133,8 +161,12 @@ class RegistryRepository:
         """Delete a manifest by digest (deleting by tag is not portable)."""
         what = f"delete {self.describe()}@{digest}"
         r = self.transport.request(
-            "DELETE", self._path("manifests", digest), scopes=[f"repository:{self.repository}:delete"],
-            what=what, ok=(200, 202), allow=(405, 400),
+            "DELETE",
+            self._path("manifests", digest),
+            scopes=[f"repository:{self.repository}:delete"],
+            what=what,
+            ok=(200, 202),
+            allow=(405, 400),
         )
         if r.status_code in (405, 400):
             raise DeniedError(
@@ -171,7 +203,11 @@ class RegistryRepository:
             out: list[Descriptor] = []
             while url:
                 r = self.transport.request(
-                    "GET", url, scopes=self._pull, what=what, headers={"Accept": OCI_INDEX},
+                    "GET",
+                    url,
+                    scopes=self._pull,
+                    what=what,
+                    headers={"Accept": OCI_INDEX},
                     allow=(404, 400, 405),
                 )
                 ctype = (r.headers.get("Content-Type") or "").split(";", 1)[0].strip()
@@ -209,7 +245,11 @@ class RegistryRepository:
     def open_blob(self, desc: Descriptor) -> Iterator[Iterator[bytes]]:
         what = f"blob {self.describe()}@{desc.digest}"
         r = self.transport.request(
-            "GET", self._path("blobs", desc.digest), scopes=self._pull, what=what, stream=True,
+            "GET",
+            self._path("blobs", desc.digest),
+            scopes=self._pull,
+            what=what,
+            stream=True,
             headers={"Accept-Encoding": "identity"},
         )
         try:
@@ -221,10 +261,13 @@ class RegistryRepository:
         """Ask the registry to link a blob from another repository on the same registry."""
         what = f"mount {desc.digest} from {from_repository} into {self.describe()}"
         r = self.transport.request(
-            "POST", f"/v2/{self.repository}/blobs/uploads/",
+            "POST",
+            f"/v2/{self.repository}/blobs/uploads/",
             params={"mount": desc.digest, "from": from_repository},
             scopes=[*self._push, f"repository:{from_repository}:pull"],
-            what=what, ok=(201, 202), headers={"Content-Length": "0"},
+            what=what,
+            ok=(201, 202),
+            headers={"Content-Length": "0"},
         )
         if r.status_code == 201:
             return MountResult(mounted=True)
@@ -233,8 +276,12 @@ class RegistryRepository:
     def start_upload(self) -> str:
         what = f"start upload to {self.describe()}"
         r = self.transport.request(
-            "POST", f"/v2/{self.repository}/blobs/uploads/", scopes=self._push, what=what,
-            ok=(202,), headers={"Content-Length": "0"},
+            "POST",
+            f"/v2/{self.repository}/blobs/uploads/",
+            scopes=self._push,
+            what=what,
+            ok=(202,),
+            headers={"Content-Length": "0"},
         )
         location = r.headers.get("Location")
         if not location:
@@ -256,15 +303,30 @@ class RegistryRepository:
             for _ in chunks:  # let a verifying wrapper check there is nothing
                 pass
             self.transport.request(
-                "PUT", location, params={"digest": desc.digest}, scopes=self._push, what=what,
-                headers={"Content-Type": "application/octet-stream"}, data=b"", ok=(201, 204),
+                "PUT",
+                location,
+                params={"digest": desc.digest},
+                scopes=self._push,
+                what=what,
+                headers={"Content-Type": "application/octet-stream"},
+                data=b"",
+                ok=(201, 204),
             )
             return
         if desc.size <= self.chunk_size:
             self.transport.request(
-                "PUT", location, params={"digest": desc.digest}, scopes=self._push, what=what,
-                headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)},
-                data=SizedStream(chunks, desc.size), replayable=False, ok=(201, 204),
+                "PUT",
+                location,
+                params={"digest": desc.digest},
+                scopes=self._push,
+                what=what,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(desc.size),
+                },
+                data=SizedStream(chunks, desc.size),
+                replayable=False,
+                ok=(201, 204),
             )
             return
         reader = ChunkReader(chunks)
@@ -273,13 +335,18 @@ class RegistryRepository:
             n = min(self.chunk_size, desc.size - offset)
             end = offset + n - 1
             r = self.transport.request(
-                "PATCH", location, scopes=self._push, what=what,
+                "PATCH",
+                location,
+                scopes=self._push,
+                what=what,
                 headers={
                     "Content-Type": "application/octet-stream",
                     "Content-Length": str(n),
                     "Content-Range": f"{offset}-{end}",
                 },
-                data=SizedStream(reader.take(n), n), replayable=False, ok=(202, 204),
+                data=SizedStream(reader.take(n), n),
+                replayable=False,
+                ok=(202, 204),
             )
             got = _range_end(r.headers.get("Range"))
             if got is not None and got != end:
@@ -291,8 +358,14 @@ class RegistryRepository:
             offset = end + 1
         reader.drain()
         self.transport.request(
-            "PUT", location, params={"digest": desc.digest}, scopes=self._push, what=what,
-            headers={"Content-Length": "0"}, data=b"", ok=(201, 204),
+            "PUT",
+            location,
+            params={"digest": desc.digest},
+            scopes=self._push,
+            what=what,
+            headers={"Content-Length": "0"},
+            data=b"",
+            ok=(201, 204),
         )
 
 

@@ -47,7 +47,9 @@ class Store(Protocol):
         """A descriptor for a tag or digest, or None when it does not exist."""
         ...
 
-    def put_manifest(self, manifest: Manifest, ref: str, *, top_level: bool = False) -> PutManifestResult:
+    def put_manifest(
+        self, manifest: Manifest, ref: str, *, top_level: bool = False
+    ) -> PutManifestResult:
         """Store ``manifest`` under ``ref`` (its digest, or a tag). ``top_level`` marks an image
         (not a child of an index): a layout lists it in ``index.json`` even without a tag."""
         ...
@@ -79,8 +81,14 @@ class Store(Protocol):
         ...
 
 
-def verified(chunks: Iterable[bytes], desc: Descriptor, where: str,
-             on_bytes: BytesCallback | None = None, *, hash_content: bool = True) -> Iterator[bytes]:
+def verified(
+    chunks: Iterable[bytes],
+    desc: Descriptor,
+    where: str,
+    on_bytes: BytesCallback | None = None,
+    *,
+    hash_content: bool = True,
+) -> Iterator[bytes]:
     """Pass ``chunks`` through, hashing them; raise :class:`DigestMismatchError` at the end
     (before the consumer can commit) when size or digest is not ``desc``'s.
 
@@ -107,7 +115,9 @@ def verified(chunks: Iterable[bytes], desc: Descriptor, where: str,
         return
     actual = f"{desc.digest.split(':', 1)[0]}:{hasher.hexdigest()}"
     if actual != desc.digest:
-        raise DigestMismatchError(f"{where}: blob content hashes to {actual}, expected {desc.digest}")
+        raise DigestMismatchError(
+            f"{where}: blob content hashes to {actual}, expected {desc.digest}"
+        )
 
 
 class SizedStream:

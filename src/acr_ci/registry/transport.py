@@ -51,8 +51,14 @@ class TransientError(RegistryError):
     """A failure worth retrying from the start (connection lost, 5xx, 429) after retries ran out
     or where the request body could not be replayed."""
 
-    def __init__(self, message: str, hint: str | None = None, *, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message, hint)
         self.status = status
         self.retry_after = retry_after
@@ -71,8 +77,12 @@ class RetryPolicy:
     max_retry_after: float = 60.0
     """The longest ``Retry-After`` honoured; a longer one is cut to this."""
 
-    def delay(self, attempt: int, retry_after: float | None = None,
-              rand: Callable[[], float] = random.random) -> float:
+    def delay(
+        self,
+        attempt: int,
+        retry_after: float | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> float:
         """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 1)."""
         if retry_after is not None:
             return max(0.0, min(retry_after, self.max_retry_after))
@@ -231,7 +241,12 @@ class Transport:
                 url = f"{scheme}://{self.host}/v2/"
                 try:
                     response = self._send_with_retries(
-                        "GET", url, headers={}, verify=not self.insecure, what="ping", stream=False,
+                        "GET",
+                        url,
+                        headers={},
+                        verify=not self.insecure,
+                        what="ping",
+                        stream=False,
                         attempts=1 if scheme != schemes[-1] else None,
                         # a plain-HTTP server may never answer a TLS hello: probe briefly
                         timeout=(3.0, 5.0) if scheme != schemes[-1] else None,
@@ -281,7 +296,9 @@ class Transport:
     def _fetch_token(self, challenge: Challenge, scopes: Sequence[str]) -> _Token:
         realm = challenge.params.get("realm")
         if not realm:
-            raise UnsupportedError(f"registry {self.host} asks for a bearer token but names no realm")
+            raise UnsupportedError(
+                f"registry {self.host} asks for a bearer token but names no realm"
+            )
         parts = urlsplit(realm)
         if parts.scheme not in ("https", "http") or (
             parts.scheme == "http" and not (self.insecure or is_loopback(parts.netloc))
@@ -301,7 +318,13 @@ class Transport:
         verify = parts.scheme == "https" and not self.insecure
         if creds is not None and creds.is_identity_token:
             form = dict(params)
-            form.update({"grant_type": "refresh_token", "refresh_token": creds.secret, "client_id": "acr-ci"})
+            form.update(
+                {
+                    "grant_type": "refresh_token",
+                    "refresh_token": creds.secret,
+                    "client_id": "acr-ci",
+                }
+            )
             body = "&".join(
                 f"{k}={quote(v, safe='')}"
                 for k, v in [*form.items(), *[("scope", s) for s in all_scopes[1:]]]
@@ -317,7 +340,11 @@ class Transport:
                 "GET", realm, headers=headers, params=params, verify=verify, what="token"
             )
         if response.status_code in (401, 403):
-            who = f"user {creds.username!r}" if creds and not creds.is_identity_token else "anonymous access"
+            who = (
+                f"user {creds.username!r}"
+                if creds and not creds.is_identity_token
+                else "anonymous access"
+            )
             raise UnauthorizedError(
                 f"token service for {self.host} refused {who} (HTTP {response.status_code})",
                 f"check the credentials for {self.host} (docker config, {_ENV_HINT})",
@@ -376,8 +403,15 @@ class Transport:
             if auth:
                 hdrs["Authorization"] = auth
             response = self._send_with_retries(
-                method, url, headers=hdrs, params=params, data=data, verify=not self.insecure,
-                what=what, stream=stream, attempts=attempts,
+                method,
+                url,
+                headers=hdrs,
+                params=params,
+                data=data,
+                verify=not self.insecure,
+                what=what,
+                stream=stream,
+                attempts=attempts,
             )
             if response.status_code == 401 and not refreshed and self._handle_401(response, scopes):
                 refreshed = True
@@ -424,8 +458,16 @@ class Transport:
             attempt += 1
             try:
                 response = self._session.request(
-                    method, url, headers=dict(headers), params=params, data=data, auth=_keep_headers,
-                    verify=verify, stream=stream, timeout=timeout or (10.0, self.timeout), allow_redirects=True,
+                    method,
+                    url,
+                    headers=dict(headers),
+                    params=params,
+                    data=data,
+                    auth=_keep_headers,
+                    verify=verify,
+                    stream=stream,
+                    timeout=timeout or (10.0, self.timeout),
+                    allow_redirects=True,
                 )
             except requests.RequestException as e:
                 err = TransientError(f"{what}: {_describe_exception(e, self.host)}")
@@ -489,7 +531,8 @@ def _status_error(response: requests.Response, what: str, host: str) -> Registry
     message = f"{what}: HTTP {status}{suffix}"
     if status == 401:
         return UnauthorizedError(
-            message, f"check the credentials for {host} (docker config, {_ENV_HINT}, --password-stdin)"
+            message,
+            f"check the credentials for {host} (docker config, {_ENV_HINT}, --password-stdin)",
         )
     if status == 403:
         return DeniedError(message, f"the credentials for {host} are not allowed to do this")
@@ -498,12 +541,18 @@ def _status_error(response: requests.Response, what: str, host: str) -> Registry
     if status == 405:
         return DeniedError(message, f"the registry {host} does not allow this operation")
     if status == 429:
-        limited = RateLimitedError(message, "the registry kept rate-limiting; try again later or lower --jobs")
+        limited = RateLimitedError(
+            message, "the registry kept rate-limiting; try again later or lower --jobs"
+        )
         limited.retry_after = parse_retry_after(response.headers.get("Retry-After"))  # type: ignore[attr-defined]
         return limited
     if status in RETRYABLE_STATUS:
-        return TransientError(message, "the registry kept failing; try again later",
-                              status=status, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        return TransientError(
+            message,
+            "the registry kept failing; try again later",
+            status=status,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
     if status == 400 and "DIGEST_INVALID" in detail:
         from acr_ci.errors import DigestMismatchError
 
@@ -515,4 +564,6 @@ def json_body(response: requests.Response, what: str) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise UnsupportedError(f"{what}: the registry answered something that is not JSON") from None
+        raise UnsupportedError(
+            f"{what}: the registry answered something that is not JSON"
+        ) from None

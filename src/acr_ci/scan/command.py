@@ -90,7 +90,9 @@ def effective_scan_config(args: argparse.Namespace, cfg: Config | None) -> ScanC
     return scan
 
 
-def _report_specs(args: argparse.Namespace, cfg: Config | None, scan: ScanConfig) -> tuple[str, ...]:
+def _report_specs(
+    args: argparse.Namespace, cfg: Config | None, scan: ScanConfig
+) -> tuple[str, ...]:
     from acr_ci.scan.reports import split_spec
 
     if args.report:
@@ -98,7 +100,9 @@ def _report_specs(args: argparse.Namespace, cfg: Config | None, scan: ScanConfig
     if scan.engine is not ScanEngine.REPORT:
         return ()
     if not scan.report:
-        raise UsageError("engine: report needs report files: set scan.report in the config or pass --report FILE")
+        raise UsageError(
+            "engine: report needs report files: set scan.report in the config or pass --report FILE"
+        )
     base = Path(cfg.path).parent if cfg is not None else Path(".")
     specs: list[str] = []
     for spec in scan.report:
@@ -165,23 +169,67 @@ def parse_today(text: str) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``scan`` subcommand's flags (called from ``cli.py``)."""
-    p.add_argument("image", nargs="?", metavar="IMAGE[:TAG|@DIGEST]",
-                   help="the image; a tag is resolved to its digest first (optional with --report)")
-    p.add_argument("--config", metavar="F", help="the rule config (default: $ACR_CI_CONFIG or .acr-ci.yml if present)")
+    p.add_argument(
+        "image",
+        nargs="?",
+        metavar="IMAGE[:TAG|@DIGEST]",
+        help="the image; a tag is resolved to its digest first (optional with --report)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="F",
+        help="the rule config (default: $ACR_CI_CONFIG or .acr-ci.yml if present)",
+    )
     p.add_argument("--engine", choices=[e.value for e in ScanEngine], help="override scan.engine")
-    p.add_argument("--report", action="append", default=[], metavar="[PLATFORM=]FILE",
-                   help="read findings from a scanner report (repeat: one per platform); implies engine report")
-    p.add_argument("--report-format", choices=REPORT_FORMATS,
-                   help="the reports' format (default: detected per file)")
-    p.add_argument("--severity", metavar="LEVEL", help="block at or above: low|medium|high|critical")
-    p.add_argument("--count", type=int, metavar="N", help="block when at least N vulnerabilities are at/above --severity")
-    p.add_argument("--fail-on", action="append", default=[], metavar="ID",
-                   help="block when this vulnerability id (or an alias) is present; repeatable")
-    p.add_argument("--logic", choices=[x.value for x in BlockLogic], help="combine --severity and --fail-on")
-    p.add_argument("--ignore-unfixed", action="store_true", help="findings without a fixed version do not count")
-    p.add_argument("--non-blocking", action="store_true", help="record the verdict, exit 0 even when blocked")
-    p.add_argument("--today", type=parse_today, metavar="YYYY-MM-DD",
-                   help="check allow-list expiry as of this date (default: today, UTC)")
+    p.add_argument(
+        "--report",
+        action="append",
+        default=[],
+        metavar="[PLATFORM=]FILE",
+        help="read findings from a scanner report (repeat: one per platform); implies engine report",
+    )
+    p.add_argument(
+        "--report-format",
+        choices=REPORT_FORMATS,
+        help="the reports' format (default: detected per file)",
+    )
+    p.add_argument(
+        "--severity", metavar="LEVEL", help="block at or above: low|medium|high|critical"
+    )
+    p.add_argument(
+        "--count",
+        type=int,
+        metavar="N",
+        help="block when at least N vulnerabilities are at/above --severity",
+    )
+    p.add_argument(
+        "--fail-on",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="block when this vulnerability id (or an alias) is present; repeatable",
+    )
+    p.add_argument(
+        "--logic", choices=[x.value for x in BlockLogic], help="combine --severity and --fail-on"
+    )
+    p.add_argument(
+        "--ignore-unfixed",
+        action="store_true",
+        help="findings without a fixed version do not count",
+    )
+    p.add_argument(
+        "--non-blocking", action="store_true", help="record the verdict, exit 0 even when blocked"
+    )
+    p.add_argument(
+        "--today",
+        type=parse_today,
+        metavar="YYYY-MM-DD",
+        help="check allow-list expiry as of this date (default: today, UTC)",
+    )
     p.add_argument("--output-json", metavar="FILE", help="write findings and verdict as JSON")
-    p.add_argument("--gitlab-report", metavar="FILE", help="write a GitLab container_scanning report (schema 15.2.4)")
+    p.add_argument(
+        "--gitlab-report",
+        metavar="FILE",
+        help="write a GitLab container_scanning report (schema 15.2.4)",
+    )
     p.add_argument("--sarif", metavar="FILE", help="write a SARIF 2.1.0 log")

@@ -56,8 +56,7 @@ class ScanEngine(Protocol):
         """The scanner's name (``trivy``, ``grype``)."""
         ...
 
-    def scan(self, target: ScanTarget) -> Report:
-        ...
+    def scan(self, target: ScanTarget) -> Report: ...
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,9 @@ def run_json(
         tail = _scrub(proc.stderr.decode("utf-8", "replace"), invocation.secrets)
         raise ScanError(
             f"{what}: {program} exited with {proc.returncode}: {_last_lines(tail)}",
-            hint="it wrote nothing on stderr; run the same scan by hand to see why" if not tail.strip() else None,
+            hint="it wrote nothing on stderr; run the same scan by hand to see why"
+            if not tail.strip()
+            else None,
         )
     try:
         return json.loads(proc.stdout)

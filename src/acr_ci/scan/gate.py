@@ -98,7 +98,9 @@ def enforce(client: Client, image: Reference, on_block: OnBlock) -> GateResult:
     return GateResult(str(pinned), tags, backup, backup_tags, True, children)
 
 
-def _backup(client: Client, image: Reference, tags: tuple[str, ...], backup: str) -> tuple[str, tuple[str, ...]]:
+def _backup(
+    client: Client, image: Reference, tags: tuple[str, ...], backup: str
+) -> tuple[str, tuple[str, ...]]:
     dst = Reference.parse(backup, what="scan.on_block.backup")
     dst = Reference(dst.registry, dst.repository)
     if dst.name == image.name:
@@ -117,7 +119,9 @@ def _backup(client: Client, image: Reference, tags: tuple[str, ...], backup: str
         for tag in tags:
             at = client.tag_digest(dst.with_tag(tag))
             if at != image.digest:
-                raise GateError(f"{where}: backup tag {tag} points at {at or 'nothing'}, not {image.digest}")
+                raise GateError(
+                    f"{where}: backup tag {tag} points at {at or 'nothing'}, not {image.digest}"
+                )
     except GateError as e:
         raise GateError(f"{e.message}; the blocked image was NOT deleted") from None
     except AcrError as e:
@@ -141,7 +145,9 @@ def _delete(client: Client, image: Reference, backup: str | None) -> tuple[str, 
             hint=e.hint or "allow deletes on the registry, or set on_block.delete: false",
         ) from None
     except AcrError as e:
-        raise GateError(f"deleting the blocked image {image} failed: {e.message}{kept}", hint=e.hint) from None
+        raise GateError(
+            f"deleting the blocked image {image} failed: {e.message}{kept}", hint=e.hint
+        ) from None
     if not children:
         return ()
     try:

@@ -54,7 +54,9 @@ class GrypeEngine:
 
     def scan(self, target: ScanTarget) -> Report:
         what = f"grype scan of {target.reference}"
-        doc = run_json(self.invocation(target), what=what, timeout=self.timeout, base_env=self.base_env)
+        doc = run_json(
+            self.invocation(target), what=what, timeout=self.timeout, base_env=self.base_env
+        )
         try:
             return parse_report(doc, source=what, fmt=ReportFormat.GRYPE, platform=target.platform)
         except ReportError as e:

@@ -42,7 +42,9 @@ from acr_ci.scan.findings import Finding, Vulnerability, normalize_id
 from acr_ci.scan.policy import Verdict
 
 GITLAB_SCHEMA_VERSION = "15.2.4"
-SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+SARIF_SCHEMA = (
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+)
 INFORMATION_URI = "https://github.com/acr-ci/acr-ci"
 _UUID_NAMESPACE = uuid.UUID("6f0a4c1e-8d43-5d7b-9a55-3c1f0e2b7d11")
 
@@ -101,7 +103,9 @@ class ScanContext:
 # --- human summary ------------------------------------------------------------------------
 
 
-def summary(ctx: ScanContext, findings: Sequence[Finding], verdict: Verdict, *, limit: int = 20) -> str:
+def summary(
+    ctx: ScanContext, findings: Sequence[Finding], verdict: Verdict, *, limit: int = 20
+) -> str:
     """The human summary (for stderr): counts by severity, the verdict, what fired it."""
     out: list[str] = []
     plat = f" ({', '.join(ctx.platforms)})" if ctx.platforms else ""
@@ -124,7 +128,9 @@ def summary(ctx: ScanContext, findings: Sequence[Finding], verdict: Verdict, *, 
         if len(shown) > limit:
             out.append(f"  … and {len(shown) - limit} more (see --output-json)")
     if verdict.ignored_unfixed:
-        out.append(f"ignored {verdict.ignored_unfixed} finding(s) without a fixed version (ignore_unfixed)")
+        out.append(
+            f"ignored {verdict.ignored_unfixed} finding(s) without a fixed version (ignore_unfixed)"
+        )
     for use in verdict.allowed:
         until = f" until {use.entry.until.isoformat()}" if use.entry.until else ""
         what = ", ".join(use.vulnerabilities) if use.vulnerabilities else "nothing found"
@@ -153,7 +159,10 @@ def _vuln_line(v: Vulnerability) -> str:
 
 
 def json_document(
-    ctx: ScanContext, findings: Sequence[Finding], verdict: Verdict, gate: dict[str, Any] | None = None
+    ctx: ScanContext,
+    findings: Sequence[Finding],
+    verdict: Verdict,
+    gate: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``--output-json``: the context, every finding, the merged vulnerabilities and the verdict."""
     return {
@@ -196,7 +205,9 @@ def _operating_system(f: Finding) -> str:
     return f"{os_name} ({f.platform})" if f.platform else os_name
 
 
-def gitlab_report(ctx: ScanContext, findings: Sequence[Finding], verdict: Verdict) -> dict[str, Any]:
+def gitlab_report(
+    ctx: ScanContext, findings: Sequence[Finding], verdict: Verdict
+) -> dict[str, Any]:
     """A GitLab ``container_scanning`` report (schema 15.2.4)."""
     vulns: list[dict[str, Any]] = []
     canonical = {f: v for v in verdict.vulnerabilities for f in v.findings}
@@ -218,7 +229,10 @@ def gitlab_report(ctx: ScanContext, findings: Sequence[Finding], verdict: Verdic
             "identifiers": identifiers,
             "links": [{"url": f.url}] if f.url and _URL_RE.fullmatch(f.url) else [],
             "location": {
-                "dependency": {"package": {"name": f.package or "unknown"}, "version": f.installed_version},
+                "dependency": {
+                    "package": {"name": f.package or "unknown"},
+                    "version": f.installed_version,
+                },
                 "operating_system": _operating_system(f),
                 "image": ctx.image or "unknown",
             },
@@ -232,7 +246,10 @@ def gitlab_report(ctx: ScanContext, findings: Sequence[Finding], verdict: Verdic
         vulns.append(entry)
     messages = [{"level": "info", "value": f"acr-ci scan gate: {verdict.reason}"}]
     messages += [
-        {"level": "warn", "value": f"allow-list entry {e.id} expired on {e.until.isoformat() if e.until else '?'}"}
+        {
+            "level": "warn",
+            "value": f"allow-list entry {e.id} expired on {e.until.isoformat() if e.until else '?'}",
+        }
         for e in verdict.expired
     ]
     return {
@@ -320,9 +337,16 @@ def sarif_log(ctx: ScanContext, findings: Sequence[Finding], verdict: Verdict) -
                     {
                         "physicalLocation": {
                             "artifactLocation": {"uri": uri},
-                            "region": {"startLine": 1, "startColumn": 1, "endLine": 1, "endColumn": 1},
+                            "region": {
+                                "startLine": 1,
+                                "startColumn": 1,
+                                "endLine": 1,
+                                "endColumn": 1,
+                            },
                         },
-                        "message": {"text": f"{f.platform or 'image'}: {f.package}@{f.installed_version}"},
+                        "message": {
+                            "text": f"{f.platform or 'image'}: {f.package}@{f.installed_version}"
+                        },
                     }
                 ],
                 "properties": props,

@@ -149,7 +149,13 @@ class Verdict:
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s" if not word.endswith("y") else f"{n} {word[:-1]}ies"
+    return (
+        f"{n} {word}"
+        if n == 1
+        else f"{n} {word}s"
+        if not word.endswith("y")
+        else f"{n} {word[:-1]}ies"
+    )
 
 
 def evaluate(findings: Iterable[Finding], policy: BlockPolicy, today: date) -> Verdict:
@@ -208,7 +214,9 @@ def evaluate(findings: Iterable[Finding], policy: BlockPolicy, today: date) -> V
                 (
                     "listed vulnerabilities present: " + ", ".join(v.id for v in listed)
                     if listed
-                    else "no listed vulnerability present (" + ", ".join(policy.vulnerabilities) + ")"
+                    else "no listed vulnerability present ("
+                    + ", ".join(policy.vulnerabilities)
+                    + ")"
                 ),
                 listed,
             )

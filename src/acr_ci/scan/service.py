@@ -163,19 +163,32 @@ def run_scan(
         reports = []
         sources = []
         for target in targets:
-            log.write(f"scanning {target.reference}" + (f" ({target.platform})" if target.platform else "") + f" with {chosen.name}\n")
+            log.write(
+                f"scanning {target.reference}"
+                + (f" ({target.platform})" if target.platform else "")
+                + f" with {chosen.name}\n"
+            )
             reports.append(chosen.scan(target))
             sources.append(f"{chosen.name} {target.reference}")
         scanner = chosen.name
-        versions = sorted({r.scanner.partition(" ")[2] for r in reports if r.scanner.partition(" ")[2]})
+        versions = sorted(
+            {r.scanner.partition(" ")[2] for r in reports if r.scanner.partition(" ")[2]}
+        )
         scanner_version = versions[0] if len(versions) == 1 else "unknown"
 
     findings = tuple(f for r in reports for f in r.findings)
-    platforms = tuple(sorted({r.platform for r in reports if r.platform} | {f.platform for f in findings if f.platform}))
+    platforms = tuple(
+        sorted(
+            {r.platform for r in reports if r.platform}
+            | {f.platform for f in findings if f.platform}
+        )
+    )
     verdict = evaluate(findings, cfg.block, request.today)
     enforced = cfg.mode is ScanMode.BLOCKING
     ctx = outputs.ScanContext(
-        image=str(image) if image else (reports[0].artifact if reports and reports[0].artifact else "unknown"),
+        image=str(image)
+        if image
+        else (reports[0].artifact if reports and reports[0].artifact else "unknown"),
         platforms=platforms,
         scanner=scanner,
         scanner_version=scanner_version,
@@ -190,7 +203,9 @@ def run_scan(
     gate_error: GateError | None = None
     if verdict.blocked and enforced and (cfg.on_block.backup or cfg.on_block.delete):
         if image is None or client is None:
-            log.write("on_block is configured but no image was named: nothing to back up or delete\n")
+            log.write(
+                "on_block is configured but no image was named: nothing to back up or delete\n"
+            )
         else:
             try:
                 gate = enforce(client, image, cfg.on_block)
@@ -208,13 +223,24 @@ def run_scan(
 
 
 def _write_outputs(
-    request: ScanRequest, ctx: outputs.ScanContext, findings: Sequence[Finding],
-    verdict: Verdict, gate: dict[str, Any] | None,
+    request: ScanRequest,
+    ctx: outputs.ScanContext,
+    findings: Sequence[Finding],
+    verdict: Verdict,
+    gate: dict[str, Any] | None,
 ) -> None:
     errors: list[AcrError] = []
     jobs: list[tuple[str | None, str, Callable[[], dict[str, Any]]]] = [
-        (request.output_json, "--output-json", lambda: outputs.json_document(ctx, findings, verdict, gate)),
-        (request.gitlab_report, "--gitlab-report", lambda: outputs.gitlab_report(ctx, findings, verdict)),
+        (
+            request.output_json,
+            "--output-json",
+            lambda: outputs.json_document(ctx, findings, verdict, gate),
+        ),
+        (
+            request.gitlab_report,
+            "--gitlab-report",
+            lambda: outputs.gitlab_report(ctx, findings, verdict),
+        ),
         (request.sarif, "--sarif", lambda: outputs.sarif_log(ctx, findings, verdict)),
     ]
     for path, flag, build in jobs:

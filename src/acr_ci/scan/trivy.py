@@ -38,10 +38,14 @@ class TrivyEngine:
 
     def invocation(self, target: ScanTarget) -> Invocation:
         argv = [
-            self.program, "image",
-            "--format", "json",
-            "--scanners", ",".join(self.scanners),
-            "--image-src", "remote",
+            self.program,
+            "image",
+            "--format",
+            "json",
+            "--scanners",
+            ",".join(self.scanners),
+            "--image-src",
+            "remote",
             "--quiet",
         ]
         if target.insecure:
@@ -61,7 +65,9 @@ class TrivyEngine:
 
     def scan(self, target: ScanTarget) -> Report:
         what = f"trivy scan of {target.reference}"
-        doc = run_json(self.invocation(target), what=what, timeout=self.timeout, base_env=self.base_env)
+        doc = run_json(
+            self.invocation(target), what=what, timeout=self.timeout, base_env=self.base_env
+        )
         try:
             return parse_report(doc, source=what, fmt=ReportFormat.TRIVY, platform=target.platform)
         except ReportError as e:

@@ -89,10 +89,14 @@ def read_report(
     try:
         size = p.stat().st_size
         if size > MAX_REPORT_BYTES:
-            raise ReportError(f"{source}: {size} bytes is larger than the {MAX_REPORT_BYTES} acr-ci reads")
+            raise ReportError(
+                f"{source}: {size} bytes is larger than the {MAX_REPORT_BYTES} acr-ci reads"
+            )
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise ReportError(f"{source}: no such report file", hint="check the --report path") from None
+        raise ReportError(
+            f"{source}: no such report file", hint="check the --report path"
+        ) from None
     except IsADirectoryError:
         raise ReportError(f"{source}: is a directory, not a report file") from None
     except UnicodeDecodeError:

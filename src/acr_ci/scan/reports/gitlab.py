@@ -44,11 +44,17 @@ class GitlabParser:
         if scan is not None:
             sc = r.obj(scan, "$.scan")
             kind = r.text(sc.get("type"), "$.scan.type", optional=True)
-            if kind and kind not in ("container_scanning", "dependency_scanning", "cluster_image_scanning"):
+            if kind and kind not in (
+                "container_scanning",
+                "dependency_scanning",
+                "cluster_image_scanning",
+            ):
                 raise r.fail("$.scan.type", f"is {kind!r}; expected container_scanning")
             tool = sc.get("scanner")
             if isinstance(tool, dict):
-                scanner = " ".join(str(tool[k]) for k in ("name", "version") if isinstance(tool.get(k), str))
+                scanner = " ".join(
+                    str(tool[k]) for k in ("name", "version") if isinstance(tool.get(k), str)
+                )
         findings: list[Finding] = []
         artifact = ""
         for i, item in enumerate(r.lst(top.get("vulnerabilities"), "$.vulnerabilities")):
@@ -62,10 +68,17 @@ class GitlabParser:
                 if kind in _NOT_IDS:
                     continue
                 ids.append(
-                    (kind, r.required_text(d.get("value"), f"{ip}.value"), r.text(d.get("url"), f"{ip}.url", optional=True))
+                    (
+                        kind,
+                        r.required_text(d.get("value"), f"{ip}.value"),
+                        r.text(d.get("url"), f"{ip}.url", optional=True),
+                    )
                 )
             if not ids:
-                raise r.fail(f"{path}.identifiers", "names no vulnerability id (only weakness classes or nothing)")
+                raise r.fail(
+                    f"{path}.identifiers",
+                    "names no vulnerability id (only weakness classes or nothing)",
+                )
             primary = next((x for x in ids if x[0] == "cve"), ids[0])
             loc = r.obj(v.get("location"), f"{path}.location")
             dep = r.obj(loc.get("dependency"), f"{path}.location.dependency")
@@ -76,12 +89,15 @@ class GitlabParser:
             fixed = match.group("version") if match else None
             links = r.lst(v.get("links"), f"{path}.links", optional=True)
             url = primary[2] or next(
-                (x["url"] for x in links if isinstance(x, dict) and isinstance(x.get("url"), str)), ""
+                (x["url"] for x in links if isinstance(x, dict) and isinstance(x.get("url"), str)),
+                "",
             )
             description = r.text(v.get("description"), f"{path}.description", optional=True)
             name = r.text(v.get("name"), f"{path}.name", optional=True)
             image = r.text(loc.get("image"), f"{path}.location.image", optional=True)
-            os_text = r.text(loc.get("operating_system"), f"{path}.location.operating_system", optional=True)
+            os_text = r.text(
+                loc.get("operating_system"), f"{path}.location.operating_system", optional=True
+            )
             suffix = _PLATFORM_SUFFIX_RE.search(os_text)
             if suffix and valid_platform(suffix.group(1)):
                 os_text = os_text[: suffix.start()].strip()
@@ -95,7 +111,9 @@ class GitlabParser:
                     aliases=frozenset(x[1] for x in ids if x is not primary),
                     severity=r.severity(v.get("severity"), f"{path}.severity"),
                     package=package,
-                    installed_version=r.text(dep.get("version"), f"{path}.location.dependency.version", optional=True),
+                    installed_version=r.text(
+                        dep.get("version"), f"{path}.location.dependency.version", optional=True
+                    ),
                     fixed_version=fixed,
                     fix_state=FixState.FIXED if fixed else FixState.UNKNOWN,
                     platform=found_platform,

@@ -28,8 +28,10 @@ class GrypeParser:
     format = ReportFormat.GRYPE
 
     def sniff(self, doc: Any) -> bool:
-        return isinstance(doc, dict) and isinstance(doc.get("matches"), list) and (
-            "descriptor" in doc or "source" in doc
+        return (
+            isinstance(doc, dict)
+            and isinstance(doc.get("matches"), list)
+            and ("descriptor" in doc or "source" in doc)
         )
 
     def parse(self, doc: Any, *, source: str, platform: str | None) -> Report:
@@ -39,7 +41,9 @@ class GrypeParser:
         if platform is None and isinstance(src, dict) and src.get("type") == "image":
             target = src.get("target")
             if isinstance(target, dict):
-                platform = platform_of(target.get("os"), target.get("architecture"), target.get("variant"))
+                platform = platform_of(
+                    target.get("os"), target.get("architecture"), target.get("variant")
+                )
         findings: list[Finding] = []
         for i, item in enumerate(r.lst(top.get("matches"), "$.matches")):
             path = f"$.matches[{i}]"
@@ -47,14 +51,20 @@ class GrypeParser:
             v = r.obj(m.get("vulnerability"), f"{path}.vulnerability")
             vid = r.required_text(v.get("id"), f"{path}.vulnerability.id")
             aliases: set[str] = set()
-            description = r.text(v.get("description"), f"{path}.vulnerability.description", optional=True)
+            description = r.text(
+                v.get("description"), f"{path}.vulnerability.description", optional=True
+            )
             for k, rel in enumerate(
-                r.lst(m.get("relatedVulnerabilities"), f"{path}.relatedVulnerabilities", optional=True)
+                r.lst(
+                    m.get("relatedVulnerabilities"), f"{path}.relatedVulnerabilities", optional=True
+                )
             ):
                 rp = f"{path}.relatedVulnerabilities[{k}]"
                 related = r.obj(rel, rp)
                 aliases.add(r.required_text(related.get("id"), f"{rp}.id"))
-                description = description or r.text(related.get("description"), f"{rp}.description", optional=True)
+                description = description or r.text(
+                    related.get("description"), f"{rp}.description", optional=True
+                )
             fix = v.get("fix")
             state = FixState.UNKNOWN
             fixed: str | None = None
@@ -69,24 +79,36 @@ class GrypeParser:
                 state = _STATES[word]
                 versions = [
                     r.required_text(x, f"{path}.vulnerability.fix.versions[{n}]")
-                    for n, x in enumerate(r.lst(fx.get("versions"), f"{path}.vulnerability.fix.versions", optional=True))
+                    for n, x in enumerate(
+                        r.lst(
+                            fx.get("versions"), f"{path}.vulnerability.fix.versions", optional=True
+                        )
+                    )
                 ]
                 fixed = ", ".join(versions) or None
             art = r.obj(m.get("artifact"), f"{path}.artifact")
             urls = r.lst(v.get("urls"), f"{path}.vulnerability.urls", optional=True)
-            data_source = r.text(v.get("dataSource"), f"{path}.vulnerability.dataSource", optional=True)
+            data_source = r.text(
+                v.get("dataSource"), f"{path}.vulnerability.dataSource", optional=True
+            )
             url = data_source or next((u for u in urls if isinstance(u, str) and u), None)
             locations = r.lst(art.get("locations"), f"{path}.artifact.locations", optional=True)
-            location = locations[0].get("path", "") if locations and isinstance(locations[0], dict) else ""
+            location = (
+                locations[0].get("path", "") if locations and isinstance(locations[0], dict) else ""
+            )
             findings.append(
                 Finding(
                     id=vid,
                     aliases=frozenset(aliases),
                     severity=r.severity(v.get("severity"), f"{path}.vulnerability.severity"),
                     package=r.required_text(art.get("name"), f"{path}.artifact.name"),
-                    installed_version=r.text(art.get("version"), f"{path}.artifact.version", optional=True),
+                    installed_version=r.text(
+                        art.get("version"), f"{path}.artifact.version", optional=True
+                    ),
                     fixed_version=fixed,
-                    fix_state=FixState.FIXED if fixed else (FixState.UNKNOWN if state is FixState.FIXED else state),
+                    fix_state=FixState.FIXED
+                    if fixed
+                    else (FixState.UNKNOWN if state is FixState.FIXED else state),
                     platform=platform,
                     title=_first_sentence(description),
                     url=url or None,

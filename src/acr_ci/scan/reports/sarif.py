@@ -37,7 +37,9 @@ from acr_ci.config.model import Severity
 from acr_ci.scan.findings import Finding, FixState
 from acr_ci.scan.reports.base import Reader, Report, ReportFormat, severity_word, valid_platform
 
-_ID_PREFIX_RE = re.compile(r"(CVE-\d{4}-\d{4,}|GHSA(?:-[23456789cfghjmpqrvwx]{4}){3})", re.IGNORECASE)
+_ID_PREFIX_RE = re.compile(
+    r"(CVE-\d{4}-\d{4,}|GHSA(?:-[23456789cfghjmpqrvwx]{4}){3})", re.IGNORECASE
+)
 _LEVELS = {
     "error": Severity.HIGH,
     "warning": Severity.MEDIUM,
@@ -63,8 +65,13 @@ class SarifParser:
     format = ReportFormat.SARIF
 
     def sniff(self, doc: Any) -> bool:
-        return isinstance(doc, dict) and isinstance(doc.get("runs"), list) and (
-            str(doc.get("version", "")).startswith("2.1") or "sarif" in str(doc.get("$schema", ""))
+        return (
+            isinstance(doc, dict)
+            and isinstance(doc.get("runs"), list)
+            and (
+                str(doc.get("version", "")).startswith("2.1")
+                or "sarif" in str(doc.get("$schema", ""))
+            )
         )
 
     def parse(self, doc: Any, *, source: str, platform: str | None) -> Report:
@@ -81,9 +88,15 @@ class SarifParser:
             driver = r.obj(r.obj(run.get("tool"), f"{rp}.tool").get("driver"), f"{rp}.tool.driver")
             name = r.text(driver.get("name"), f"{rp}.tool.driver.name", optional=True)
             if name:
-                scanners.append(" ".join(x for x in (name, driver.get("version")) if isinstance(x, str)))
-            rules = [r.obj(x, f"{rp}.tool.driver.rules[{k}]") for k, x in enumerate(
-                r.lst(driver.get("rules"), f"{rp}.tool.driver.rules", optional=True))]
+                scanners.append(
+                    " ".join(x for x in (name, driver.get("version")) if isinstance(x, str))
+                )
+            rules = [
+                r.obj(x, f"{rp}.tool.driver.rules[{k}]")
+                for k, x in enumerate(
+                    r.lst(driver.get("rules"), f"{rp}.tool.driver.rules", optional=True)
+                )
+            ]
             by_id = {str(x.get("id")): x for x in rules}
             for k, res_doc in enumerate(r.lst(run.get("results"), f"{rp}.results", optional=True)):
                 path = f"{rp}.results[{k}]"
@@ -93,13 +106,21 @@ class SarifParser:
                 rule = self._rule(r, res, rules, by_id, path)
                 rule_id = res.get("ruleId") or (rule.get("id") if rule else None)
                 if not isinstance(rule_id, str) or not rule_id.strip():
-                    raise r.fail(f"{path}.ruleId", "missing: a result needs a rule id (the vulnerability id)")
-                findings.append(self._finding(r, res, rule, rule_id.strip(), path, source, platform))
+                    raise r.fail(
+                        f"{path}.ruleId", "missing: a result needs a rule id (the vulnerability id)"
+                    )
+                findings.append(
+                    self._finding(r, res, rule, rule_id.strip(), path, source, platform)
+                )
         return Report(self.format, tuple(findings), platform, "", ", ".join(scanners))
 
     def _rule(
-        self, r: Reader, res: Mapping[str, Any], rules: list[Mapping[str, Any]],
-        by_id: Mapping[str, Mapping[str, Any]], path: str,
+        self,
+        r: Reader,
+        res: Mapping[str, Any],
+        rules: list[Mapping[str, Any]],
+        by_id: Mapping[str, Mapping[str, Any]],
+        path: str,
     ) -> Mapping[str, Any] | None:
         index = res.get("ruleIndex")
         ref = res.get("rule")
@@ -115,8 +136,14 @@ class SarifParser:
         return by_id.get(rule_id) if isinstance(rule_id, str) else None
 
     def _finding(
-        self, r: Reader, res: Mapping[str, Any], rule: Mapping[str, Any] | None,
-        rule_id: str, path: str, source: str, platform: str | None,
+        self,
+        r: Reader,
+        res: Mapping[str, Any],
+        rule: Mapping[str, Any] | None,
+        rule_id: str,
+        path: str,
+        source: str,
+        platform: str | None,
     ) -> Finding:
         props = _dict(res.get("properties"))
         rule = rule or {}
@@ -165,8 +192,13 @@ class SarifParser:
         )
 
     def _severity(
-        self, r: Reader, res: Mapping[str, Any], rule: Mapping[str, Any],
-        props: Mapping[str, Any], rprops: Mapping[str, Any], path: str,
+        self,
+        r: Reader,
+        res: Mapping[str, Any],
+        rule: Mapping[str, Any],
+        props: Mapping[str, Any],
+        rprops: Mapping[str, Any],
+        path: str,
     ) -> Severity:
         for where, holder in ((f"{path}.properties", props), ("rule properties", rprops)):
             raw = holder.get("security-severity")
@@ -175,7 +207,9 @@ class SarifParser:
             try:
                 score = float(raw)
             except (TypeError, ValueError):
-                raise r.fail(f"{where}.security-severity", f"is {raw!r}, not a score from 0 to 10") from None
+                raise r.fail(
+                    f"{where}.security-severity", f"is {raw!r}, not a score from 0 to 10"
+                ) from None
             if not 0.0 <= score <= 10.0:
                 raise r.fail(f"{where}.security-severity", f"is {raw!r}, not a score from 0 to 10")
             return score_severity(score)

@@ -30,8 +30,10 @@ class TrivyParser:
     format = ReportFormat.TRIVY
 
     def sniff(self, doc: Any) -> bool:
-        return isinstance(doc, dict) and "SchemaVersion" in doc and (
-            "Results" in doc or "ArtifactName" in doc
+        return (
+            isinstance(doc, dict)
+            and "SchemaVersion" in doc
+            and ("Results" in doc or "ArtifactName" in doc)
         )
 
     def parse(self, doc: Any, *, source: str, platform: str | None) -> Report:
@@ -47,7 +49,9 @@ class TrivyParser:
             meta = top.get("Metadata")
             config = meta.get("ImageConfig") if isinstance(meta, dict) else None
             if isinstance(config, dict):
-                platform = platform_of(config.get("os"), config.get("architecture"), config.get("variant"))
+                platform = platform_of(
+                    config.get("os"), config.get("architecture"), config.get("variant")
+                )
         findings: list[Finding] = []
         targets: list[str] = []
         for i, result in enumerate(r.lst(top.get("Results"), "$.Results", optional=True)):
@@ -55,7 +59,9 @@ class TrivyParser:
             res = r.obj(result, rpath)
             target = r.text(res.get("Target"), f"{rpath}.Target", optional=True)
             targets.append(target)
-            for j, item in enumerate(r.lst(res.get("Vulnerabilities"), f"{rpath}.Vulnerabilities", optional=True)):
+            for j, item in enumerate(
+                r.lst(res.get("Vulnerabilities"), f"{rpath}.Vulnerabilities", optional=True)
+            ):
                 path = f"{rpath}.Vulnerabilities[{j}]"
                 v = r.obj(item, path)
                 fixed = r.text(v.get("FixedVersion"), f"{path}.FixedVersion", optional=True).strip()
@@ -72,8 +78,11 @@ class TrivyParser:
                         fix_state=_STATUS.get(status, FixState.UNKNOWN),
                         platform=platform,
                         title=r.text(v.get("Title"), f"{path}.Title", optional=True),
-                        url=r.text(v.get("PrimaryURL"), f"{path}.PrimaryURL", optional=True) or None,
-                        description=r.text(v.get("Description"), f"{path}.Description", optional=True),
+                        url=r.text(v.get("PrimaryURL"), f"{path}.PrimaryURL", optional=True)
+                        or None,
+                        description=r.text(
+                            v.get("Description"), f"{path}.Description", optional=True
+                        ),
                         target=target,
                         source=source,
                     )
