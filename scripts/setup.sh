@@ -2,28 +2,52 @@
 # Install what acr-ci's demo and tests need on a bare Debian machine, idempotently.
 #   scripts/setup.sh demo   - the package and the tools the demo uses
 #   scripts/setup.sh test   - the above plus the test tools
-# Python packages go into .venv (created here); system tools come from apt.
+# Python packages go into .venv (created here); system tools come from apt. Needs root
+# (or sudo) for apt, for arm64 packages (qemu builds) and for mounting binfmt_misc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-test}
 
-apt_pkgs=(git ca-certificates)
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+# buildah builds (vfs, chroot), qemu for linux/arm64, busybox-static for the base image
+# the demo and the tests make, docker-registry for local registries, skopeo to compare.
+apt_pkgs=(git ca-certificates docker-registry skopeo buildah qemu-user-static busybox-static)
 case "$what" in
-  demo) apt_pkgs+=(docker-registry skopeo) ;;
-  test) apt_pkgs+=(docker-registry skopeo apache2-utils) ;;
+  demo) ;;
+  test) apt_pkgs+=(apache2-utils jq rsync) ;;
   *) echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
+
+updated=""
+apt_update() { [ -n "$updated" ] || { $sudo apt-get update -qq; updated=1; }; }
+
+# busybox-static:arm64 is downloaded (not installed) by the demo and the tests: its
+# package list must be known.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "setup: adding the arm64 package architecture"
+  $sudo dpkg --add-architecture arm64
+  apt_update
+fi
 
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing apt packages: ${missing[*]}"
-  $sudo apt-get update -qq
+  apt_update
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! apt-cache show busybox-static:arm64 >/dev/null 2>&1; then
+  apt_update
+fi
+
+# qemu-user-static registers its binfmt entries only where binfmt_misc is mounted.
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  $sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null \
+    || echo "setup: warning: cannot mount binfmt_misc; linux/arm64 builds will not run here" >&2
 fi
 
 py=${PYTHON:-python3}
@@ -31,8 +55,7 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   "$py" -m venv .venv
 fi
-extra=""
-[ "$what" = test ] && extra="[test]"
+extra="[$what]"
 # Re-install only when the project's metadata changed since the last install.
 stamp=.venv/.acr-ci-installed-$what
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
