@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build, push, scan, mirror and announce container images from any CI.",
     )
     parser.add_argument("--version", action="version", version=f"acr-ci {__version__}")
-    parser.add_argument("--verbose", "-v", action="store_true", help="show tracebacks on errors")
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="log what acr-ci does; tracebacks on errors"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -366,10 +368,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run.exit_code
 
 
+def _verbose_logging() -> None:
+    """acr-ci's own log lines on stderr; HTTP libraries stay at warnings (their debug lines
+    carry request paths, which may hold tokens)."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="acr-ci: %(name)s: %(message)s")
+    logging.getLogger("acr_ci").setLevel(logging.DEBUG)
+    for noisy in ("urllib3", "requests"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    if args.verbose:
+        _verbose_logging()
     try:
         return handler(args)
     except AcrError as e:
