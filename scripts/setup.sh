@@ -16,7 +16,9 @@ sudo=""
 apt_pkgs=(git ca-certificates docker-registry skopeo buildah qemu-user-static busybox-static)
 case "$what" in
   demo) ;;
-  test) apt_pkgs+=(apache2-utils jq rsync) ;;
+  # apache2-utils: htpasswd for basic-auth registries; rsync: gitlab-ci-local;
+  # debootstrap: the Debian root the image test builds the project's Dockerfile FROM.
+  test) apt_pkgs+=(apache2-utils jq rsync debootstrap) ;;
   *) echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
 
@@ -48,6 +50,25 @@ fi
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
   $sudo mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null \
     || echo "setup: warning: cannot mount binfmt_misc; linux/arm64 builds will not run here" >&2
+fi
+
+# The CI front ends' own checkers: GitLab's pipeline runner and Tekton's linter (npm).
+if [ "$what" = test ]; then
+  if ! command -v npm >/dev/null 2>&1; then  # the machine's Node.js usually brings npm
+    apt_update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  npm_tools=("gitlab-ci-local@4.65.0:gitlab-ci-local" "@ibm/tekton-lint:tekton-lint")
+  for entry in "${npm_tools[@]}"; do
+    pkg=${entry%%:*} bin=${entry##*:}
+    want=""
+    [[ $pkg == *@[0-9]* ]] && want=${pkg##*@}
+    if ! command -v "$bin" >/dev/null 2>&1 \
+       || { [ -n "$want" ] && [ "$("$bin" --version 2>/dev/null | tail -n1)" != "$want" ]; }; then
+      echo "setup: installing $pkg (npm)"
+      $sudo npm install -g --no-fund --no-audit --loglevel=error "$pkg" >/dev/null
+    fi
+  done
 fi
 
 py=${PYTHON:-python3}

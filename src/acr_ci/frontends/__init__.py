@@ -1,0 +1,312 @@
+"""The CI front ends' one shared step: inputs → one ``acr-ci`` command line → outputs.
+
+Each platform module reads its platform's inputs into :class:`Inputs` — GitHub's
+``INPUT_*`` (:mod:`.github`), the GitLab component's ``ACR_CI_*`` job variables
+(:mod:`.gitlab`), a Tekton step's ``PARAM_*`` env (:mod:`.tekton`) — and calls
+:func:`execute`, which
+
+1. turns :class:`Inputs` into the argv of one ``acr-ci`` command (:func:`command_line`;
+   secrets go to ``$ACR_CI_REGISTRY_USERNAME``/``PASSWORD``, never into argv),
+2. runs it in this process (:func:`acr_ci.cli.main`),
+3. reads back what the command wrote (the run record, ``--output-json``, the JSON plan)
+   into :class:`~acr_ci.platforms.outputs.Results`, adding one annotation per config
+   problem when the config was refused,
+4. hands the results to the platform's sink, and returns the command's exit code.
+
+There is no tag or policy logic here: every decision is the command's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from acr_ci.errors import EXIT_USAGE, ConfigError, UsageError
+from acr_ci.platforms import outputs
+from acr_ci.platforms.outputs import Annotation, Level, OutputSink, Results
+
+COMMANDS = ("run", "plan", "build", "scan", "sync", "trigger")
+ENV_USERNAME = "ACR_CI_REGISTRY_USERNAME"
+ENV_PASSWORD = "ACR_CI_REGISTRY_PASSWORD"  # noqa: S105 - a variable name, not a password
+
+TRUE = frozenset({"true", "yes", "1", "on"})
+FALSE = frozenset({"false", "no", "0", "off", ""})
+
+
+def parse_bool(value: str | None, name: str) -> bool:
+    """A boolean input (``true``/``false`` and friends); ``UsageError`` naming it otherwise."""
+    text = (value or "").strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise UsageError(f"input {name} {value!r} is not a boolean", "use true or false")
+
+
+def parse_list(value: str | None) -> tuple[str, ...]:
+    """A list input: one item per line (or comma-separated on one line); blanks dropped."""
+    items: list[str] = []
+    for line in (value or "").splitlines():
+        items.extend(part.strip() for part in line.split(","))
+    return tuple(i for i in items if i)
+
+
+def expanded(value: str | None) -> str:
+    """``value``, or ``""`` when empty or still an unexpanded ``$VARIABLE`` reference.
+
+    GitLab leaves ``$CI_REGISTRY_USER`` as written when the project has no registry;
+    that must read as "no credentials", not as a user called ``$CI_REGISTRY_USER``.
+    """
+    text = (value or "").strip()
+    if text.startswith("$") and text[1:].lstrip("{").rstrip("}").replace("_", "").isalnum():
+        return ""
+    return text
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What every front end can ask of ``acr-ci``; names follow the CLI's flags."""
+
+    command: str = "run"
+    config: str = ""
+    ref: str = ""
+    sha: str = ""
+    time: str = ""
+    push: bool = False
+    rule: str = ""
+    image: str = ""
+    """``scan``/``sync``/``trigger``: the image (``repo:tag``, ``repo@digest``)."""
+    reports: tuple[str, ...] = ()
+    """``scan``: scanner report files (``--report``)."""
+    severity: str = ""
+    non_blocking: bool = False
+    backfill: bool = False
+    record: str = "acr-ci-record.json"
+    sarif: str = ""
+    gitlab_report: str = ""
+    insecure: tuple[str, ...] = ()
+    layout_dir: str = ""
+    username: str = ""
+    password: str = ""
+    summary: bool = True
+    verbose: bool = False
+
+    def __repr__(self) -> str:  # the password never shows
+        return f"Inputs(command={self.command!r}, config={self.config!r}, ref={self.ref!r})"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One command line and the files its results are read from."""
+
+    argv: tuple[str, ...]
+    output_json: str = ""
+    """``build``/``scan``: where ``--output-json`` writes."""
+
+    @property
+    def command(self) -> str:
+        return self.argv[1] if self.argv[0] == "--verbose" else self.argv[0]
+
+
+def command_line(inputs: Inputs, workdir: Path) -> Invocation:
+    """The ``acr-ci`` argv for ``inputs`` (no secret in it); ``workdir`` holds scratch files."""
+    cmd = inputs.command.strip().lower()
+    if cmd not in COMMANDS:
+        raise UsageError(
+            f"input command {inputs.command!r} is not supported",
+            f"use one of {', '.join(COMMANDS)}",
+        )
+    argv: list[str] = ["--verbose"] if inputs.verbose else []
+    argv.append(cmd)
+    output_json = ""
+
+    def opt(flag: str, value: str) -> None:
+        if value:  # one word, so a value starting with "-" stays a value
+            argv.append(f"{flag}={value}")
+
+    opt("--config", inputs.config)
+    if cmd in ("run", "plan", "build"):
+        opt("--ref", inputs.ref)
+        opt("--sha", inputs.sha)
+        opt("--time", inputs.time)
+    elif not inputs.image and not (cmd == "scan" and inputs.reports):
+        raise UsageError(f"acr-ci {cmd} needs the image input", "e.g. registry/ns/repo:tag")
+    if cmd == "plan":
+        opt("--format", "json")
+    if cmd == "build":
+        if inputs.push:
+            argv.append("--push")
+        opt("--rule", inputs.rule)
+        output_json = str(workdir / "build.json")
+        opt("--output-json", output_json)
+    if cmd == "run":
+        opt("--record", inputs.record or "acr-ci-record.json")
+    if cmd in ("run", "build"):
+        opt("--layout-dir", inputs.layout_dir)
+    if cmd == "scan":
+        for report in inputs.reports:
+            opt("--report", report)
+        opt("--severity", inputs.severity)
+        if inputs.non_blocking:
+            argv.append("--non-blocking")
+        output_json = str(workdir / "scan.json")
+        opt("--output-json", output_json)
+        opt("--gitlab-report", inputs.gitlab_report)
+        opt("--sarif", inputs.sarif)
+    if cmd == "sync" and inputs.backfill:
+        argv.append("--backfill")
+    if cmd not in ("plan", "build"):
+        for host in inputs.insecure:
+            opt("--insecure", host)
+    if cmd in ("scan", "sync", "trigger") and inputs.image:
+        argv.extend(["--", inputs.image])  # never read as an option
+    return Invocation(argv=tuple(argv), output_json=output_json)
+
+
+@contextmanager
+def _credentials(inputs: Inputs, environ: MutableMapping[str, str]) -> Iterator[None]:
+    """The registry credentials in the env the command reads, for the command's duration."""
+    saved = {k: environ.get(k) for k in (ENV_USERNAME, ENV_PASSWORD)}
+    if inputs.username or inputs.password:
+        environ[ENV_USERNAME] = inputs.username
+        environ[ENV_PASSWORD] = inputs.password
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                environ.pop(k, None)
+            else:
+                environ[k] = v
+
+
+def _read_json(path: str) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _config_problems(inputs: Inputs) -> tuple[Annotation, ...]:
+    """After an exit 2: the config's problems, each at its file, line and column."""
+    from acr_ci import config as config_mod
+
+    path = inputs.config or None
+    if path is None and not Path(config_mod.resolve_path(None)).exists():
+        return ()
+    try:
+        config_mod.load(path)
+    except ConfigError as e:
+        return outputs.config_annotations(e)
+    except Exception:  # the command already reported it
+        return ()
+    return ()
+
+
+def collect(inputs: Inputs, inv: Invocation, exit_code: int, stdout: str) -> Results:
+    """What the command wrote, as :class:`Results`."""
+    cmd = inv.command
+    results: Results
+    if cmd == "run":
+        doc = _read_json(inputs.record or "acr-ci-record.json")
+        if doc is not None and exit_code != EXIT_USAGE:
+            # `acr-ci run` prints the record's Markdown summary, and only that, on stdout
+            summary = stdout if inputs.summary else ""
+            results = outputs.from_record(doc, path=inputs.record, summary=summary)
+        else:
+            results = outputs.from_exit(cmd, exit_code)
+    elif cmd == "build":
+        doc = _read_json(inv.output_json)
+        results = outputs.from_build(doc or {}, exit_code=exit_code)
+    elif cmd == "plan":
+        try:
+            plan = json.loads(stdout) if exit_code == 0 else {}
+        except ValueError:
+            plan = {}
+        results = outputs.from_plan(plan, exit_code=exit_code)
+    elif cmd == "scan":
+        reports = {
+            k: v
+            for k, v in (("container_scanning", inputs.gitlab_report), ("sarif", inputs.sarif))
+            if v and Path(v).exists()
+        }
+        results = outputs.from_scan(
+            _read_json(inv.output_json), exit_code=exit_code, reports=reports
+        )
+    else:
+        results = outputs.from_exit(cmd, exit_code)
+    extra: tuple[Annotation, ...] = ()
+    if exit_code == EXIT_USAGE:
+        extra = _config_problems(inputs)
+    if exit_code != 0 and not results.annotations and not extra:
+        extra = (
+            Annotation(
+                Level.ERROR,
+                f"acr-ci {cmd} exited with code {exit_code}; the job log says why",
+                title=f"acr-ci {cmd}",
+            ),
+        )
+    return outputs.with_annotations(results, extra)
+
+
+def execute(
+    inputs: Inputs,
+    sink: OutputSink,
+    *,
+    environ: MutableMapping[str, str] | None = None,
+    guard: Any = None,
+) -> int:
+    """Run ``inputs`` as one ``acr-ci`` command, publish its results, return its exit code.
+
+    ``guard`` is a context manager factory wrapping the command's own output (GitHub's
+    stop-commands), or None.
+    """
+    env: MutableMapping[str, str] = os.environ if environ is None else environ
+    if inputs.password:
+        sink.mask(inputs.password)
+    with tempfile.TemporaryDirectory(prefix="acr-ci-frontend-") as tmp:
+        inv = command_line(inputs, Path(tmp))
+        captured = io.StringIO()
+        with _credentials(inputs, env), guard() if guard else _nothing():
+            sys.stderr.write("acr-ci " + " ".join(inv.argv) + "\n")
+            if inv.command in ("plan", "run"):  # their stdout is a result: keep a copy
+                with redirect_stdout(captured):
+                    code = _main(list(inv.argv))
+                sys.stdout.write(captured.getvalue())
+            else:
+                code = _main(list(inv.argv))
+            sys.stdout.flush()
+            sys.stderr.flush()
+        results = collect(inputs, inv, code, captured.getvalue())
+    sink.publish(results)
+    return code
+
+
+def _main(argv: list[str]) -> int:
+    """``acr-ci ARGV`` in this process; argparse's exits become exit codes."""
+    from acr_ci import cli
+
+    try:
+        return cli.main(argv)
+    except SystemExit as e:  # bad usage (exit 2), --help, --version
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def env_get(env: Mapping[str, str], name: str, default: str = "") -> str:
+    """``env[name]`` stripped, ``default`` when unset or empty."""
+    value = (env.get(name) or "").strip()
+    return value or default

@@ -1,0 +1,93 @@
+"""The GitHub Action's entrypoint: ``python -m acr_ci.frontends.github``.
+
+The runner hands a Docker action its inputs as ``INPUT_<NAME>`` env vars, the name
+upper-cased with spaces turned into ``_`` and hyphens **kept** (``INPUT_REGISTRY-USERNAME``).
+This module reads them into :class:`~acr_ci.frontends.Inputs`, masks the password, runs
+the one ``acr-ci`` command (its output inside ``::stop-commands::`` so text from refs or
+scanners cannot issue workflow commands), then writes the step outputs, the step summary
+and the annotations (:mod:`acr_ci.platforms.sinks.github`). With ``commit-statuses: true``
+and a ``github-token``, one commit status per chain step is posted as well
+(:mod:`acr_ci.frontends.statuses`).
+
+Its exit code is the command's (0, 1, 2 or 3), which fails the step on anything but 0.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, MutableMapping
+
+from acr_ci.errors import EXIT_USAGE, AcrError
+from acr_ci.frontends import Inputs, env_get, execute, parse_bool, parse_list
+from acr_ci.platforms.outputs import Annotation, Level
+from acr_ci.platforms.sinks.github import GitHubSink
+
+
+def input_env_name(name: str) -> str:
+    """The env var the runner sets for input ``name``: ``INPUT_`` + upper case, spaces → ``_``."""
+    return "INPUT_" + name.replace(" ", "_").upper()
+
+
+def read_input(env: Mapping[str, str], name: str, default: str = "") -> str:
+    return env_get(env, input_env_name(name), default)
+
+
+def inputs_from_env(env: Mapping[str, str]) -> Inputs:
+    """The action's inputs (see ``action.yml``) as :class:`Inputs`."""
+
+    def get(name: str, default: str = "") -> str:
+        return read_input(env, name, default)
+
+    return Inputs(
+        command=get("command", "run"),
+        config=get("config"),
+        ref=get("ref"),
+        sha=get("sha"),
+        time=get("time"),
+        push=parse_bool(get("push", "false"), "push"),
+        rule=get("rule"),
+        image=get("image"),
+        reports=parse_list(get("report")),
+        severity=get("severity"),
+        non_blocking=parse_bool(get("non-blocking", "false"), "non-blocking"),
+        backfill=parse_bool(get("backfill", "false"), "backfill"),
+        record=get("record", "acr-ci-record.json"),
+        sarif=get("sarif"),
+        insecure=parse_list(get("insecure-registries")),
+        username=get("registry-username"),
+        password=(env.get(input_env_name("registry-password")) or "").strip(),
+        summary=parse_bool(get("summary", "true"), "summary"),
+        verbose=parse_bool(get("verbose", "false"), "verbose"),
+    )
+
+
+def main(environ: MutableMapping[str, str] | None = None) -> int:
+    env: MutableMapping[str, str] = os.environ if environ is None else environ
+    sink = GitHubSink.from_env(env)
+    try:
+        inputs = inputs_from_env(env)
+        statuses = parse_bool(read_input(env, "commit-statuses", "false"), "commit-statuses")
+    except AcrError as e:
+        sink.annotate(Annotation(Level.ERROR, e.diagnostics(), title="acr-ci action inputs"))
+        return EXIT_USAGE
+    token = (env.get(input_env_name("github-token")) or "").strip()
+    if token:
+        sink.mask(token)
+    try:
+        code = execute(inputs, sink, environ=env, guard=sink.stop_commands)
+    except AcrError as e:  # bad inputs found while building the command line
+        sink.annotate(Annotation(Level.ERROR, e.diagnostics(), title="acr-ci action inputs"))
+        return e.exit_code
+    if token and statuses:
+        from acr_ci.frontends.statuses import post_github
+
+        try:
+            post_github(token, env, record_path=inputs.record)
+        except AcrError as e:
+            sink.annotate(Annotation(Level.WARNING, e.message, title="acr-ci commit statuses"))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

