@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +101,36 @@ class Inputs:
 
     def __repr__(self) -> str:  # the password never shows
         return f"Inputs(command={self.command!r}, config={self.config!r}, ref={self.ref!r})"
+
+
+Getter = Callable[[str, str], str]
+"""Reads one input by its action/component/param name, with a default."""
+
+
+def read_inputs(get: Getter, *, password: str, **platform: Any) -> Inputs:
+    """The inputs every front end shares, read with the platform's naming (``get``), plus
+    the platform's own fields (``platform``, which also override shared ones)."""
+    fields: dict[str, Any] = {
+        "command": get("command", "run"),
+        "config": get("config", ""),
+        "ref": get("ref", ""),
+        "sha": get("sha", ""),
+        "time": get("time", ""),
+        "push": parse_bool(get("push", "false"), "push"),
+        "rule": get("rule", ""),
+        "image": get("image", ""),
+        "reports": parse_list(get("report", "")),
+        "severity": get("severity", ""),
+        "non_blocking": parse_bool(get("non-blocking", "false"), "non-blocking"),
+        "backfill": parse_bool(get("backfill", "false"), "backfill"),
+        "record": get("record", "acr-ci-record.json"),
+        "insecure": parse_list(get("insecure-registries", "")),
+        "username": get("registry-username", ""),
+        "password": password,
+        "verbose": parse_bool(get("verbose", "false"), "verbose"),
+    }
+    fields.update(platform)
+    return Inputs(**fields)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping, MutableMapping
 
 from acr_ci.errors import EXIT_USAGE, AcrError
-from acr_ci.frontends import Inputs, env_get, execute, parse_bool, parse_list
+from acr_ci.frontends import Inputs, env_get, execute, parse_bool, read_inputs
 from acr_ci.platforms.outputs import Annotation, Level
 from acr_ci.platforms.sinks.github import GitHubSink
 
@@ -39,26 +39,11 @@ def inputs_from_env(env: Mapping[str, str]) -> Inputs:
     def get(name: str, default: str = "") -> str:
         return read_input(env, name, default)
 
-    return Inputs(
-        command=get("command", "run"),
-        config=get("config"),
-        ref=get("ref"),
-        sha=get("sha"),
-        time=get("time"),
-        push=parse_bool(get("push", "false"), "push"),
-        rule=get("rule"),
-        image=get("image"),
-        reports=parse_list(get("report")),
-        severity=get("severity"),
-        non_blocking=parse_bool(get("non-blocking", "false"), "non-blocking"),
-        backfill=parse_bool(get("backfill", "false"), "backfill"),
-        record=get("record", "acr-ci-record.json"),
-        sarif=get("sarif"),
-        insecure=parse_list(get("insecure-registries")),
-        username=get("registry-username"),
+    return read_inputs(
+        get,
         password=(env.get(input_env_name("registry-password")) or "").strip(),
+        sarif=get("sarif"),
         summary=parse_bool(get("summary", "true"), "summary"),
-        verbose=parse_bool(get("verbose", "false"), "verbose"),
     )
 
 

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Mapping, MutableMapping
 
 from acr_ci.errors import AcrError
-from acr_ci.frontends import Inputs, env_get, execute, expanded, parse_bool, parse_list
+from acr_ci.frontends import Inputs, env_get, execute, expanded, parse_bool, read_inputs
 from acr_ci.platforms.sinks.gitlab import GitLabSink
 
 PREFIX = "ACR_CI_INPUT_"
@@ -38,26 +38,13 @@ def inputs_from_env(env: Mapping[str, str]) -> Inputs:
     def get(name: str, default: str = "") -> str:
         return env_get(env, var(name), default)
 
-    return Inputs(
-        command=get("command", "run"),
-        config=get("config"),
-        ref=get("ref"),
-        sha=get("sha"),
-        time=get("time"),
-        push=parse_bool(get("push", "false"), "push"),
-        rule=get("rule"),
+    return read_inputs(
+        get,
+        password=expanded(env.get(var("registry-password"))),
         # `$ACR_CI_IMAGE` (an earlier job's dotenv) where GitLab left the reference as is
         image=expanded(string.Template(get("image")).safe_substitute(env)),
-        reports=parse_list(get("report")),
-        severity=get("severity"),
-        non_blocking=parse_bool(get("non-blocking", "false"), "non-blocking"),
-        backfill=parse_bool(get("backfill", "false"), "backfill"),
-        record=get("record", "acr-ci-record.json"),
         gitlab_report=get("container-scanning-report"),
-        insecure=parse_list(get("insecure-registries")),
         username=expanded(get("registry-user")),
-        password=expanded(env.get(var("registry-password"))),
-        verbose=parse_bool(get("verbose", "false"), "verbose"),
     )
 
 

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping, MutableMapping
 
 from acr_ci.errors import AcrError
-from acr_ci.frontends import Inputs, env_get, execute, parse_bool, parse_list
+from acr_ci.frontends import Inputs, env_get, execute, read_inputs
 from acr_ci.platforms.sinks.tekton import TektonSink
 
 PREFIX = "PARAM_"
@@ -32,25 +32,7 @@ def inputs_from_env(env: Mapping[str, str]) -> Inputs:
     def get(name: str, default: str = "") -> str:
         return env_get(env, var(name), default)
 
-    return Inputs(
-        command=get("command", "run"),
-        config=get("config"),
-        ref=get("ref"),
-        sha=get("sha"),
-        time=get("time"),
-        push=parse_bool(get("push", "false"), "push"),
-        rule=get("rule"),
-        image=get("image"),
-        reports=parse_list(get("report")),
-        severity=get("severity"),
-        non_blocking=parse_bool(get("non-blocking", "false"), "non-blocking"),
-        backfill=parse_bool(get("backfill", "false"), "backfill"),
-        record=get("record", "acr-ci-record.json"),
-        insecure=parse_list(get("insecure-registries")),
-        username=get("registry-username"),
-        password=(env.get(var("registry-password")) or "").strip(),
-        verbose=parse_bool(get("verbose", "false"), "verbose"),
-    )
+    return read_inputs(get, password=(env.get(var("registry-password")) or "").strip())
 
 
 def main(environ: MutableMapping[str, str] | None = None) -> int:
