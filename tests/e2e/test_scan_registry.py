@@ -354,3 +354,34 @@ def test_grype_engine_runs_per_platform(tmp_path: Path, multiarch: tuple[Registr
     doc = json.loads(out.read_text())
     assert {f["platform"] for f in doc["findings"]} == {"linux/amd64", "linux/arm64"}  # from the index
     assert doc["verdict"]["blocking"] == ["CVE-2023-28755"]  # listed CVE found via the GHSA's alias
+
+
+@pytest.mark.parametrize(
+    ("reports", "uncovered"),
+    [
+        (["linux/amd64=trivy-clean.json"], ["linux/arm64"]),
+        (["linux/amd64=trivy-clean.json", "linux/arm64=trivy-clean.json"], []),
+        (["trivy-clean.json"], ["linux/arm64"]),  # the report itself says amd64
+        (["sarif-clean.sarif"], []),  # a report that names no platform speaks for the image
+    ],
+    ids=["one-of-two-platforms", "both-platforms", "report-says-amd64", "no-platform-named"],
+)
+def test_reports_that_leave_a_platform_out_are_reported(
+    multiarch: tuple[RegistryServer, Layout, Layout],
+    capsys: pytest.CaptureFixture[str],
+    reports: list[str],
+    uncovered: list[str],
+) -> None:
+    src, _, _ = multiarch
+    args = ["scan", f"{src.host}/team/app:1.0", "--severity", "critical"]
+    for spec in reports:
+        platform, _, name = spec.rpartition("=")
+        args += ["--report", f"{platform}={fixture(name)}" if platform else str(fixture(name))]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    warned = sorted(
+        line.split("no report covers ", 1)[1].split(" ", 1)[0]
+        for line in err.splitlines()
+        if "no report covers" in line
+    )
+    assert warned == uncovered

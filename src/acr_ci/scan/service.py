@@ -120,6 +120,24 @@ def read_reports(specs: Sequence[str], fmt: ReportFormat | None) -> list[Report]
     return reports
 
 
+def _warn_uncovered(
+    client: Client, image: Reference, reports: Sequence[Report], log: TextIO
+) -> None:
+    """Say which platforms of ``image`` no report speaks for: their findings are not gated.
+
+    Reports that name no platform cover everything (one report for the whole image).
+    """
+    covered = {r.platform for r in reports}
+    if None in covered:
+        return
+    for target in scan_targets(client, image):
+        if target.platform and target.platform not in covered:
+            log.write(
+                f"warning: no report covers {target.platform} of {image}: its vulnerabilities "
+                f"are not gated (add a report: --report {target.platform}=FILE)\n"
+            )
+
+
 def run_scan(
     request: ScanRequest,
     *,
@@ -147,6 +165,8 @@ def run_scan(
     if request.reports:
         reports = read_reports(request.reports, request.report_format)
         sources = [spec for spec in request.reports]
+        if image is not None and client is not None:
+            _warn_uncovered(client, image, reports, log)
         names = sorted({r.scanner for r in reports if r.scanner})
         if len(names) == 1:
             scanner, _, scanner_version = names[0].partition(" ")
