@@ -227,3 +227,35 @@ def test_resolve_source_forms(registry: RegistryServer, oci_layout_factory: Call
         assert tags == {"given": digest}
         with pytest.raises(UsageError):
             resolve_source(client, registry.ref("team/res"))
+
+
+def test_mirrors_are_synced_at_the_same_time(
+    registry: RegistryServer,
+    registry_factory: Callable[..., RegistryServer],
+    fault_proxy_factory: Callable[..., FaultProxy],
+    oci_layout_factory: Callable[..., Layout],
+) -> None:
+    """Each mirror's first request waits until the other mirror has been reached too: with
+    destinations synced one after the other, the first wait would time out."""
+    import threading
+
+    layout = oci_layout_factory(seed=17)
+    digest = push(registry, layout, "team/together", "v1")
+    reached = {"a": threading.Event(), "b": threading.Event()}
+    met: dict[str, bool] = {}
+
+    def meet(me: str, other: str) -> Callable[[object], None]:
+        def hook(_record: object) -> None:
+            reached[me].set()
+            if me not in met:
+                met[me] = reached[other].wait(timeout=10)
+
+        return hook
+
+    proxy_a = fault_proxy_factory(registry_factory("plain"), on_request=meet("a", "b"))
+    proxy_b = fault_proxy_factory(registry_factory("plain"), on_request=meet("b", "a"))
+    rules = [rule("a", f"{proxy_a.host}/m"), rule("b", f"{proxy_b.host}/m")]
+    with Client(retry=FAST_RETRY) as client:
+        results = sync_image(client, rules, Reference.parse(registry.ref("team/together")), digest, ["v1"])
+    assert [r.status for r in results] == [Status.SUCCEEDED, Status.SUCCEEDED]
+    assert met == {"a": True, "b": True}, "both mirrors were being synced at once"

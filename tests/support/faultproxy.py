@@ -33,7 +33,7 @@ import random
 import re
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from io import BufferedReader
 from typing import TYPE_CHECKING
@@ -196,6 +196,7 @@ class FaultProxy:
         retry_after: int | None = 0,
         fail_first: int = 0,
         match: str | None = None,
+        on_request: Callable[[ProxyRecord], None] | None = None,
     ) -> None:
         host, _, port = upstream.rpartition(":")
         if not host or not port.isdigit():
@@ -212,6 +213,8 @@ class FaultProxy:
         self.fail_first = fail_first
         """How many of the next matching requests fail unconditionally (counts down)."""
         self.match = re.compile(match) if match else None
+        self.on_request = on_request
+        """Called in the proxy's thread for each request before it is forwarded (may block)."""
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._bytes_up = 0
@@ -364,6 +367,8 @@ class FaultProxy:
                 with self._lock:
                     self.log.append(record)
                 down.record = record
+                if self.on_request is not None:
+                    self.on_request(record)
                 fault = self._decide(method, target, body.present)
                 record.fault = fault
                 expect = (_get(headers, "expect") or "").lower() == "100-continue"
