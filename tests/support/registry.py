@@ -22,6 +22,7 @@ import http.client
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -63,6 +64,7 @@ class RegistryServer:
         username: str = "acr-user",
         password: str | None = None,
         token_expires_in: int = 300,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown registry kind {kind!r}; one of {KINDS}")
@@ -74,6 +76,8 @@ class RegistryServer:
         """The user for ``basic`` and ``token`` kinds."""
         self.password = password or ("pw-" + secrets.token_urlsafe(12))
         """That user's password (random per server unless given)."""
+        self.tls = tls
+        """``(certificate PEM, key PEM)``: serve HTTPS with them instead of plain HTTP."""
         self.storage = self.workdir / "storage"
         """The filesystem storage root (``docker/registry/v2/…`` below it)."""
         self.config_path = self.workdir / "config.yml"
@@ -97,8 +101,8 @@ class RegistryServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT`` (no trailing slash)."""
-        return f"http://{self.host}"
+        """``http://127.0.0.1:PORT`` (``https://`` with ``tls``; no trailing slash)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     @property
     def credentials(self) -> tuple[str, str] | None:
@@ -205,6 +209,9 @@ class RegistryServer:
             "  headers:",
             "    X-Content-Type-Options: [nosniff]",
         ]
+        if self.tls is not None:
+            cert, key = self.tls
+            lines += ["  tls:", f"    certificate: {cert}", f"    key: {key}"]
         if self.kind == "basic":
             lines += [
                 "auth:",
@@ -259,7 +266,12 @@ class RegistryServer:
             return ""
 
     def _answers(self) -> bool:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+        conn: http.client.HTTPConnection
+        if self.tls is not None:  # the fixture only asks whether it is up: no verification
+            unverified = ssl._create_unverified_context()
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=1, context=unverified)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
         try:
             conn.request("GET", "/v2/")
             status = conn.getresponse().status

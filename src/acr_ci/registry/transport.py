@@ -268,6 +268,7 @@ class Transport:
             msg = f"cannot reach registry {self.host}"
             if last is not None:
                 msg += f": {last.message}"
+                hint = last.hint or hint
             raise RegistryError(msg, hint)
 
     # -- auth ------------------------------------------------------------------
@@ -472,7 +473,13 @@ class Transport:
             except requests.RequestException as e:
                 err = TransientError(f"{what}: {_describe_exception(e, self.host)}")
                 if isinstance(e, requests.exceptions.SSLError):
-                    raise err from None  # a certificate problem does not fix itself
+                    # a certificate problem does not fix itself
+                    raise TransientError(
+                        err.message,
+                        f"the registry's certificate is not trusted here: add its CA to the "
+                        f"system store (or REQUESTS_CA_BUNDLE); only for a registry you trust, "
+                        f"pass --insecure {self.host}",
+                    ) from None
                 if not isinstance(e, _RETRYABLE_EXCEPTIONS):
                     raise RegistryError(f"{what}: {_describe_exception(e, self.host)}") from None
                 if attempt >= attempts:
