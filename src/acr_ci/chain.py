@@ -83,14 +83,13 @@ def open_client(
     ``insecure``, ``$ACR_CI_INSECURE_REGISTRIES``, the config's ``insecure_registries``
     and sync destinations marked ``insecure: true``.
     """
-    from acr_ci.registry.auth import ChainedCredentials, CredentialSource, DockerConfigCredentials
+    from acr_ci.registry.auth import ci_then_docker_config
     from acr_ci.registry.cli_support import env_credentials
     from acr_ci.registry.client import Client, insecure_from_env
     from acr_ci.sync import insecure_hosts
 
     ci = env_credentials(argparse.Namespace(password_stdin=password_stdin), list(hosts))
-    docker = DockerConfigCredentials()
-    credentials: CredentialSource = ChainedCredentials((ci, docker)) if ci else docker
+    credentials = ci_then_docker_config(ci)
     return Client(
         credentials=credentials,
         insecure=[*insecure, *insecure_from_env(), *insecure_hosts(config)],

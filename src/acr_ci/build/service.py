@@ -188,14 +188,11 @@ def build_for_config(
     registry) first, then the docker config files. Insecure registries: the config's,
     ``$ACR_CI_INSECURE_REGISTRIES``, and loopback ones.
     """
-    from acr_ci.registry.auth import ChainedCredentials, DockerConfigCredentials
+    from acr_ci.registry.auth import ci_then_docker_config
     from acr_ci.registry.client import insecure_from_env
 
     env = os.environ if env is None else env
-    files = DockerConfigCredentials(env=env)
-    credentials: CredentialSource = (
-        ChainedCredentials((ci_credentials, files)) if ci_credentials else files
-    )
+    credentials = ci_then_docker_config(ci_credentials, env)
     image_host = registry_host(config.image)
     builder = select_builder(config.build.builder, log=log)
     return build_plans(

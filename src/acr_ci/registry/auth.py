@@ -96,6 +96,15 @@ class ChainedCredentials:
         return None
 
 
+def ci_then_docker_config(
+    ci: CredentialSource | None, env: Mapping[str, str] | None = None
+) -> CredentialSource:
+    """The credentials every command uses: CI credentials (env or ``--password-stdin``,
+    already scoped to their hosts) first, then the docker config files."""
+    files = DockerConfigCredentials(env=env)
+    return ChainedCredentials((ci, files)) if ci else files
+
+
 def normalize_host(key: str) -> str:
     """``https://host:port/v1/`` → ``host:port``; Docker Hub aliases → ``docker.io``."""
     key = key.strip()

@@ -17,11 +17,10 @@ from acr_ci.errors import NotFoundError, UsageError
 from acr_ci.registry.auth import (
     ENV_PASSWORD,
     ENV_USERNAME,
-    ChainedCredentials,
     Credentials,
     CredentialSource,
-    DockerConfigCredentials,
     StaticCredentials,
+    ci_then_docker_config,
     normalize_host,
 )
 from acr_ci.registry.client import Client, insecure_from_env
@@ -108,8 +107,7 @@ def make_client(args: argparse.Namespace, sides: Sequence[Location]) -> Client:
     hosts = [s.registry for s in sides if isinstance(s, Reference)]
     hosts += [s.api_host for s in sides if isinstance(s, Reference)]
     ci = env_credentials(args, hosts)
-    config = DockerConfigCredentials()
-    credentials: CredentialSource = ChainedCredentials((ci, config)) if ci else config
+    credentials = ci_then_docker_config(ci)
     quiet = getattr(args, "quiet", False)
     return Client(
         credentials=credentials,

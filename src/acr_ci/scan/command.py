@@ -114,7 +114,7 @@ def _report_specs(
 
 def run(args: argparse.Namespace) -> int:
     """The ``scan`` command."""
-    from acr_ci.registry.auth import ChainedCredentials, CredentialSource, DockerConfigCredentials
+    from acr_ci.registry.auth import ci_then_docker_config
     from acr_ci.registry.cli_support import env_credentials
     from acr_ci.registry.client import Client, insecure_from_env
     from acr_ci.registry.reference import Reference
@@ -146,8 +146,7 @@ def run(args: argparse.Namespace) -> int:
             sides.append(Reference.parse(scan.on_block.backup, what="scan.on_block.backup"))
         hosts = [h for s in sides for h in (s.registry, s.api_host)]
         ci = env_credentials(args, hosts)
-        docker = DockerConfigCredentials()
-        credentials: CredentialSource = ChainedCredentials((ci, docker)) if ci else docker
+        credentials = ci_then_docker_config(ci)
         insecure = [*args.insecure, *insecure_from_env(), *(cfg.insecure_registries if cfg else ())]
         client = Client(credentials=credentials, insecure=insecure, jobs=args.jobs)
     try:
