@@ -302,16 +302,7 @@ class RegistryRepository:
         if desc.size == 0:
             for _ in chunks:  # let a verifying wrapper check there is nothing
                 pass
-            self.transport.request(
-                "PUT",
-                location,
-                params={"digest": desc.digest},
-                scopes=self._push,
-                what=what,
-                headers={"Content-Type": "application/octet-stream"},
-                data=b"",
-                ok=(201, 204),
-            )
+            self._close_upload(location, desc, what)
             return
         if desc.size <= self.chunk_size:
             self.transport.request(
@@ -357,13 +348,17 @@ class RegistryRepository:
             location = r.headers.get("Location") or location
             offset = end + 1
         reader.drain()
+        self._close_upload(location, desc, what)
+
+    def _close_upload(self, location: str, desc: Descriptor, what: str) -> None:
+        """End an upload session with an empty ``PUT ?digest=`` (the registry checks it)."""
         self.transport.request(
             "PUT",
             location,
             params={"digest": desc.digest},
             scopes=self._push,
             what=what,
-            headers={"Content-Length": "0"},
+            headers={"Content-Type": "application/octet-stream", "Content-Length": "0"},
             data=b"",
             ok=(201, 204),
         )
