@@ -129,3 +129,7 @@ class UnsupportedError(RegistryError):
 
 class ImmutableTagError(RegistryError):
     """An immutable tag already points at a different digest."""
+
+
+class OutputError(AcrError):
+    """An output file (run record, report, ``--output-json``) could not be written. Exit 1."""

@@ -23,10 +23,7 @@ Mappings:
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,9 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from acr_ci import __version__
+from acr_ci import __version__, fileio
 from acr_ci.config.model import Severity
-from acr_ci.errors import AcrError
 from acr_ci.scan.findings import Finding, Vulnerability, normalize_id
 from acr_ci.scan.policy import Verdict
 
@@ -72,10 +68,6 @@ _SARIF_LEVEL = {
     Severity.CRITICAL: "error",
 }
 _URL_RE = re.compile(r"(https?|ftp)://.+")
-
-
-class OutputError(AcrError):
-    """An output file could not be written. Exit 1."""
 
 
 @dataclass(frozen=True)
@@ -414,18 +406,5 @@ def _gitlab_time(t: datetime) -> str:
 
 
 def write_json(path: str | Path, doc: dict[str, Any], *, what: str) -> None:
-    """Write ``doc`` to ``path`` atomically (temp file + rename); ``what`` names the flag in errors."""
-    target = Path(path)
-    tmp: str | None = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-        os.replace(tmp, target)
-        tmp = None
-    except OSError as e:
-        raise OutputError(f"{what} {path}: cannot write: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    """Write ``doc`` to ``path`` atomically; ``what`` names the flag in errors."""
+    fileio.write_json(path, doc, what=what)

@@ -1,0 +1,48 @@
+"""Writing acr-ci's own output files: one atomic JSON writer for every document.
+
+Every JSON file acr-ci writes (the run record, ``--output-json``, scan reports) goes
+through :func:`write_json`: a temporary file in the target's folder, then a rename, so a
+reader never sees half a document, and a failed write leaves no temporary file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from acr_ci.errors import OutputError
+
+
+def write_text(
+    path: str | os.PathLike[str], text: str, *, what: str, hint: str | None = None
+) -> Path:
+    """Write ``text`` to ``path`` atomically; :class:`OutputError` naming ``what`` if it fails."""
+    target = Path(path)
+    tmp: str | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+        tmp = None
+    except OSError as e:
+        raise OutputError(
+            f"{what} {target}: cannot write: {e.strerror or type(e).__name__}", hint
+        ) from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return target
+
+
+def write_json(
+    path: str | os.PathLike[str], doc: Mapping[str, Any], *, what: str, hint: str | None = None
+) -> Path:
+    """Write ``doc`` as indented JSON (UTF-8, a final newline) to ``path`` atomically."""
+    text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return write_text(path, text, what=what, hint=hint)
