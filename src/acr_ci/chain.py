@@ -1,15 +1,23 @@
-"""The delivery chain: plan → build → push → scan gate → sync → triggers, per image.
+"""The delivery chain: plan → build → push → scan gate → sync → triggers.
 
-:func:`run_chain` walks every :class:`~acr_ci.models.BuildPlan` the rules give for a ref,
-one image after another, and returns a :class:`~acr_ci.record.RunRecord`; the CLI writes
-it and prints :func:`~acr_ci.record.summary_markdown`. Each stage is another module's
+:func:`run_chain` walks every :class:`~acr_ci.models.BuildPlan` the rules give for a ref
+and returns a :class:`~acr_ci.record.RunRecord`; the CLI writes it and prints
+:func:`~acr_ci.record.summary_markdown`. It is the one build-and-push path: ``acr-ci
+build`` is this chain stopped after the build, ``acr-ci build --push`` stopped after the
+push (:class:`Stop`), failing fast (:attr:`ChainParts.fail_fast`).
+
+The phases: every image is built; then, with ``immutable_tags: true``, every built
+image's tags are checked before the first push (a conflict fails that image's push; when
+failing fast it stops the run before any tag moved); every image is pushed; then each
+image goes through the scan gate, its mirrors and its triggers. Each stage is another module's
 public API: :mod:`acr_ci.build` (a :class:`~acr_ci.build.Builder`, injectable),
 :mod:`acr_ci.registry` (push, immutable-tag check), :mod:`acr_ci.scan.service`,
 :mod:`acr_ci.sync`, :mod:`acr_ci.triggers`.
 
 Rules:
 
-* a step that fails stops the later steps *of its image* (they are recorded ``skipped``
+* a step that fails (with an expected error: registry, network, builder, config) stops
+  the later steps *of its image* (they are recorded ``skipped``
   with the reason); other rules' images go on;
 * the scan gate blocking an image (blocking mode) records the scan step ``blocked``; a
   blocked image is never synced or triggered. In ``non-blocking`` mode a verdict that
@@ -27,12 +35,12 @@ Images are addressed by digest from the push on: scan, sync and triggers all get
 
 from __future__ import annotations
 
-import argparse
+import enum
 import logging
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -58,85 +66,28 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _reason(e: BaseException) -> str:
+EXPECTED = (AcrError, OSError)
+"""What a step may fail with and be recorded as failed: acr-ci's own errors (registry,
+network, builder, config, scanner) and file-system errors. Anything else is a bug and
+reaches the top-level handler."""
+
+
+def _reason(e: AcrError | OSError) -> str:
     if isinstance(e, AcrError):
         return e.message
-    return f"unexpected error ({type(e).__name__}); please report it"
+    where = f": {e.filename}" if e.filename else ""
+    return f"{e.strerror or type(e).__name__}{where}"
 
 
-# -- the registry client for sync, trigger and run ---------------------------------------
+class Stop(enum.StrEnum):
+    """Where a run of the chain ends."""
 
-
-def open_client(
-    config: Config,
-    *,
-    hosts: Iterable[str] = (),
-    insecure: Iterable[str] = (),
-    password_stdin: bool = False,
-    jobs: int = 4,
-) -> Client:
-    """A registry client for a command over ``config``.
-
-    CI credentials (``$ACR_CI_REGISTRY_USERNAME``/``PASSWORD`` or ``--password-stdin``)
-    apply to ``hosts`` only (the config's image registry); every other host, mirrors
-    included, gets what the docker config holds for it. Plain HTTP is allowed for
-    ``insecure``, ``$ACR_CI_INSECURE_REGISTRIES``, the config's ``insecure_registries``
-    and sync destinations marked ``insecure: true``.
-    """
-    from acr_ci.registry.auth import ci_then_docker_config
-    from acr_ci.registry.cli_support import env_credentials
-    from acr_ci.registry.client import Client, insecure_from_env
-    from acr_ci.sync import insecure_hosts
-
-    ci = env_credentials(argparse.Namespace(password_stdin=password_stdin), list(hosts))
-    credentials = ci_then_docker_config(ci)
-    return Client(
-        credentials=credentials,
-        insecure=[*insecure, *insecure_from_env(), *insecure_hosts(config)],
-        jobs=jobs,
-    )
-
-
-def image_hosts(config: Config) -> list[str]:
-    """The registry host (and API host) of the config's image, for CI credentials."""
-    return hosts_of(config.image)
-
-
-def hosts_of(image: str) -> list[str]:
-    """The registry host and API host of an image reference ([] when it does not parse)."""
-    from acr_ci.registry.reference import Reference
-
-    try:
-        ref = Reference.parse(image, what="image")
-    except AcrError:
-        return []
-    return list(dict.fromkeys([ref.registry, ref.api_host]))
-
-
-def parts_for_args(args: argparse.Namespace, client: Client) -> ChainParts:
-    """The chain's parts from ``acr-ci run`` flags: ``--layout-dir``, ``--quiet``."""
-    import io
-
-    layout_dir = getattr(args, "layout_dir", None)
-    return ChainParts(
-        client=client,
-        workdir=Path(layout_dir) if layout_dir else None,
-        log=io.StringIO() if getattr(args, "quiet", False) else sys.stderr,
-    )
-
-
-def client_for_args(args: argparse.Namespace, config: Config, *images: str) -> Client:
-    """:func:`open_client` from the registry flags (``--insecure``, ``--jobs``,
-    ``--password-stdin``); CI credentials go to the config's image registry and the
-    registries of ``images``."""
-    hosts = [*image_hosts(config), *(h for i in images for h in hosts_of(i))]
-    return open_client(
-        config,
-        hosts=hosts,
-        insecure=getattr(args, "insecure", ()),
-        password_stdin=getattr(args, "password_stdin", False),
-        jobs=getattr(args, "jobs", 4),
-    )
+    BUILD = "build"
+    """After the build (``acr-ci build``)."""
+    PUSH = "push"
+    """After the push (``acr-ci build --push``)."""
+    END = "end"
+    """After the triggers (``acr-ci run``)."""
 
 
 # -- record helpers -----------------------------------------------------------------------
@@ -197,6 +148,11 @@ class ChainParts:
     """Where progress lines go."""
     clock: Clock = _now
     """The time source for step times."""
+    stop: Stop = Stop.END
+    """Where the run ends."""
+    fail_fast: bool = False
+    """Raise the first failure (build, immutable tags, push) instead of recording it and
+    going on with the other images (``acr-ci build``)."""
 
 
 _FAILS_ALONE = frozenset({"sync", "trigger"})
@@ -206,10 +162,12 @@ _FAILS_ALONE = frozenset({"sync", "trigger"})
 class _Image:
     """The steps of one image as they happen."""
 
-    def __init__(self, plan: BuildPlan, clock: Clock) -> None:
+    def __init__(self, number: int, plan: BuildPlan) -> None:
+        self.number = number
+        """1-based, in plan order (names the image's layout folder)."""
         self.plan = plan
-        self.clock = clock
         self.steps: list[StepRecord] = []
+        self.built: BuildResult | None = None
         self.digest: str | None = None
         self.stop: str | None = None
         """Why later steps are skipped, once a step failed or blocked."""
@@ -224,6 +182,9 @@ class _Image:
         if self.stop is None and step.status is Status.BLOCKED:
             self.stop = "skipped: the scan gate blocked the image"
 
+    def step_ran(self, name: str) -> bool:
+        return any(s.step == name for s in self.steps)
+
     def record(self) -> ImageRecord:
         return ImageRecord(
             rule=self.plan.rule,
@@ -232,6 +193,14 @@ class _Image:
             digest=self.digest,
             steps=tuple(self.steps),
         )
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    """A run of the chain: the record, and each image's build (None where it failed)."""
+
+    record: RunRecord
+    builds: tuple[BuildResult | None, ...] = field(default=())
 
 
 class Chain:
@@ -279,11 +248,23 @@ class Chain:
             detail=detail or {},
         )
 
+    def _failed(self, image: _Image, step: str, started: datetime, e: AcrError | OSError) -> None:
+        """Record ``step`` of ``image`` as failed with ``e`` (or raise it, failing fast)."""
+        if self.parts.fail_fast:
+            raise e
+        log.debug("%s of %s failed", step, image.plan.rule, exc_info=True)
+        reason = _reason(e)
+        self.say(image.plan, f"{step} failed: {reason}")
+        image.add(self._step(step, started, Status.FAILED, reason=reason))
+
     # -- the whole run ---------------------------------------------------------------------
 
     def run(self, plans: Sequence[BuildPlan]) -> RunRecord:
+        return self.execute(plans).record
+
+    def execute(self, plans: Sequence[BuildPlan]) -> ChainResult:
         started = self.clock()
-        images: list[ImageRecord] = []
+        images = [_Image(number, plan) for number, plan in enumerate(plans, 1)]
         builder: Builder | None = self.parts.builder
         builder_error: str | None = None
         if plans and builder is None:
@@ -291,43 +272,35 @@ class Chain:
                 from acr_ci.build import select_builder
 
                 builder = select_builder(self.config.build.builder, log=self.line)
-            except Exception as e:
+            except AcrError as e:
+                if self.parts.fail_fast:
+                    raise
                 builder_error = _reason(e)
-        for number, plan in enumerate(plans, 1):
-            images.append(self.run_image(number, plan, builder, builder_error))
-        return RunRecord(
+        for image in images:
+            self.build(image, builder, builder_error)
+        if self.parts.stop is not Stop.BUILD:
+            self.check_tags(images)
+            for image in images:
+                self.push(image)
+        if self.parts.stop is Stop.END:
+            for image in images:
+                self.scan(image.plan, image)
+                self.sync(image.plan, image)
+                self.trigger(image.plan, image)
+        record = RunRecord(
             ref=self.ref,
             plans=tuple(plans),
-            images=tuple(images),
+            images=tuple(i.record() for i in images),
             started=started,
             finished=self.clock(),
             config=self.config.path,
         )
-
-    def run_image(
-        self, number: int, plan: BuildPlan, builder: Builder | None, builder_error: str | None
-    ) -> ImageRecord:
-        image = _Image(plan, self.clock)
-        build = self.build(number, plan, builder, builder_error, image)
-        if build is not None:
-            self.push(plan, build, image)
-        else:
-            image.add(StepRecord.skipped("push", image.stop or "not built", at=self.clock()))
-        self.scan(plan, image)
-        self.sync(plan, image)
-        self.trigger(plan, image)
-        return image.record()
+        return ChainResult(record=record, builds=tuple(i.built for i in images))
 
     # -- steps ------------------------------------------------------------------------------
 
-    def build(
-        self,
-        number: int,
-        plan: BuildPlan,
-        builder: Builder | None,
-        builder_error: str | None,
-        image: _Image,
-    ) -> BuildResult | None:
+    def build(self, image: _Image, builder: Builder | None, builder_error: str | None) -> None:
+        plan = image.plan
         started = self.clock()
         if builder is None:
             image.add(
@@ -335,38 +308,35 @@ class Chain:
                     "build", started, Status.FAILED, reason=builder_error or "no builder available"
                 )
             )
-            return None
-        from acr_ci.build import prepare_job
-        from acr_ci.build.service import AUTH_FILE_NAME
+            return
+        from acr_ci.build.service import AUTH_FILE_NAME, layout_folder, prepare_job
+        from acr_ci.registry.access import hosts_of
 
         work = self.workdir()
-        secrets_dir = work / "secrets" / str(number)
-        safe = "".join(c if c.isalnum() or c in "._-" else "-" for c in plan.rule)
+        secrets_dir = work / "secrets" / str(image.number)
         self.say(plan, f"build with {builder.name}: {', '.join(plan.platforms)}")
         try:
             job = prepare_job(
                 plan,
                 self.ref,
                 config_dir=Path(self.config.path).resolve().parent,
-                layout=work / "layouts" / f"{number}-{safe}",
+                layout=layout_folder(work, image.number, plan.rule),
                 secrets_dir=secrets_dir,
                 credentials=self.client.credentials,
                 insecure_registries=[
                     *self.config.insecure_registries,
                     *sorted(self.client.insecure),
                 ],
-                extra_hosts=image_hosts(self.config),
+                extra_hosts=hosts_of(self.config.image),
                 log=self.line,
             )
             result = builder.build(job)
-        except Exception as e:
-            log.debug("build of %s failed", plan.rule, exc_info=True)
-            reason = _reason(e)
-            self.say(plan, f"build failed: {reason}")
-            image.add(self._step("build", started, Status.FAILED, reason=reason))
-            return None
+        except EXPECTED as e:
+            self._failed(image, "build", started, e)
+            return
         finally:
             (secrets_dir / AUTH_FILE_NAME).unlink(missing_ok=True)
+        image.built = result
         image.add(
             self._step(
                 "build",
@@ -381,22 +351,41 @@ class Chain:
             )
         )
         self.say(plan, f"built {result.index_digest}")
-        return result
 
-    def push(self, plan: BuildPlan, build: BuildResult, image: _Image) -> None:
+    def check_tags(self, images: Sequence[_Image]) -> None:
+        """With ``immutable_tags: true``: every built image's tags, before the first push.
+
+        A conflict fails that image's push (failing fast: raises, so no tag moves at all)."""
+        if not self.config.immutable_tags:
+            return
+        from acr_ci.registry.reference import Reference
+
+        for image in images:
+            if image.built is None:
+                continue
+            started = self.clock()
+            try:
+                target = Reference.parse(image.plan.image, what="image")
+                self.client.check_immutable(target, image.plan.tags, image.built.index_digest)
+            except EXPECTED as e:
+                self._failed(image, "push", started, e)
+
+    def push(self, image: _Image) -> None:
+        plan = image.plan
+        if image.step_ran("push"):  # the immutable-tag check refused it
+            return
+        if image.built is None or image.stop:
+            image.add(StepRecord.skipped("push", image.stop or "not built", at=self.clock()))
+            return
         from acr_ci.registry.reference import Reference
 
         started = self.clock()
         try:
             target = Reference.parse(plan.image, what="image")
-            result = self.client.push_layout(
-                build.layout, target, list(plan.tags), immutable=self.config.immutable_tags
-            )
-        except Exception as e:
-            log.debug("push of %s failed", plan.rule, exc_info=True)
-            reason = _reason(e)
-            self.say(plan, f"push failed: {reason}")
-            image.add(self._step("push", started, Status.FAILED, reason=reason))
+            # byte-exact: the pushed digest is the built one; immutable tags were checked
+            result = self.client.push_layout(image.built.layout, target, list(plan.tags))
+        except EXPECTED as e:
+            self._failed(image, "push", started, e)
             return
         image.digest = result.digest
         image.add(
@@ -426,19 +415,13 @@ class Chain:
             image.add(StepRecord.skipped("scan", "no scan: section in the config", at=started))
             return
         from acr_ci.scan.gate import GateError
-        from acr_ci.scan.reports import split_spec
         from acr_ci.scan.service import ScanRequest, run_scan
+        from acr_ci.scan.settings import resolve_report_specs
 
-        specs: list[str] = []
+        specs: tuple[str, ...] = ()
         if cfg.engine is ScanEngine.REPORT:
-            base = Path(self.config.path).parent
-            for spec in cfg.report:
-                platform, path = split_spec(spec)
-                full = str(path if Path(path).is_absolute() else base / path)
-                specs.append(f"{platform}={full}" if platform else full)
-        request = ScanRequest(
-            image=f"{plan.image}@{image.digest}", config=cfg, reports=tuple(specs)
-        )
+            specs = resolve_report_specs(cfg.report, Path(self.config.path).parent)
+        request = ScanRequest(image=f"{plan.image}@{image.digest}", config=cfg, reports=specs)
         try:
             outcome = run_scan(
                 request, client=self.client, log=self.out, engine=self.parts.scan_engine
@@ -455,7 +438,7 @@ class Chain:
                 )
             )
             return
-        except Exception as e:
+        except EXPECTED as e:
             log.debug("scan of %s failed", plan.rule, exc_info=True)
             reason = _reason(e)
             self.say(plan, f"scan failed: {reason}")
@@ -511,7 +494,7 @@ class Chain:
             results = sync_image(
                 self.client, rules, Reference.parse(plan.image), image.digest, plan.tags
             )
-        except Exception as e:  # sync_image reports per destination; this is a last guard
+        except EXPECTED as e:  # sync_image reports per destination; this is a last guard
             reason = _reason(e)
             for rule in rules:
                 image.add(
@@ -576,13 +559,11 @@ def run_chain(config: Config, ref: RefContext, parts: ChainParts) -> RunRecord:
 
 
 __all__ = [
+    "EXPECTED",
     "Chain",
     "ChainParts",
-    "client_for_args",
-    "hosts_of",
-    "image_hosts",
-    "open_client",
-    "parts_for_args",
+    "ChainResult",
+    "Stop",
     "run_chain",
     "sync_step",
     "trigger_step",

@@ -357,7 +357,7 @@ def backfill(client: Client, rules: Sequence[SyncRule], repository: str) -> tupl
     return sync_tags(client, rules, repo, _lookup(client, repo, wanted), skip_present=True)
 
 
-def command(
+def mirror(
     client: Client, config: Config, image: str, *, all_tags: bool = False
 ) -> tuple[SyncResult, ...]:
     """``acr-ci sync``: one image (``IMAGE:TAG``, ``IMAGE:TAG@DIGEST``, ``IMAGE@DIGEST``) or,
@@ -373,40 +373,14 @@ def command(
     return sync_tags(client, config.sync, repo, tag_digests)
 
 
-def exit_code(results: Iterable[SyncResult]) -> int:
-    """1 if any destination failed, else 0."""
-    from acr_ci.errors import EXIT_FAILED, EXIT_OK
-
-    return EXIT_FAILED if any(r.status is Status.FAILED for r in results) else EXIT_OK
-
-
-def describe(result: SyncResult) -> str:
-    """One line for a person: destination, outcome, tags and digests."""
-    head = f"sync {result.name} -> {result.destination}: {result.status}"
-    if result.status is Status.SKIPPED:
-        return f"{head} ({result.reason})"
-    parts = []
-    for t in result.tags:
-        note = "" if t.status is Status.SUCCEEDED else f" {t.status}"
-        parts.append(f"{t.tag}@{t.digest[:19]}{note}")
-    line = f"{head}: {', '.join(parts)}"
-    if result.status is Status.SUCCEEDED:
-        line += f" ({result.blobs_copied} blobs copied, {result.blobs_skipped} already there)"
-    elif result.reason:
-        line += f" ({result.reason})"
-    return line
-
-
 __all__ = [
     "MAX_PARALLEL",
     "SyncResult",
     "TagSync",
     "backfill",
-    "command",
-    "describe",
     "destination",
-    "exit_code",
     "insecure_hosts",
+    "mirror",
     "resolve_source",
     "selects",
     "sync_image",

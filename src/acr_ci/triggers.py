@@ -580,22 +580,6 @@ def fire(
         return tuple(f.result() for f in futures)
 
 
-def describe(result: TriggerResult) -> str:
-    """One line for a person: trigger, redacted target, outcome per tag."""
-    head = f"trigger {result.name} -> {result.target}: {result.status}"
-    if not result.deliveries:
-        return f"{head} ({result.reason})" if result.reason else head
-    parts = []
-    for d in result.deliveries:
-        answer = f"HTTP {d.http_status}" if d.http_status is not None else "no answer"
-        extra = f", {d.attempts} attempts" if d.attempts > 1 else ""
-        parts.append(f"{d.tag} {answer}{extra}")
-    line = f"{head}: {'; '.join(parts)}"
-    if result.status is Status.FAILED and result.reason:
-        line += f" ({result.reason})"
-    return line
-
-
 def announce(
     triggers: Sequence[Trigger],
     image: str,
@@ -625,7 +609,7 @@ def announce(
     return fire(triggers, pushed, tz=tz, sender=sender)
 
 
-def command(
+def announce_tag(
     config: Config, image: str, *, client: Client, sender: Sender | None = None
 ) -> tuple[TriggerResult, ...]:
     """``acr-ci trigger IMAGE:TAG[@DIGEST]`` over the config's triggers."""
@@ -648,13 +632,6 @@ def command(
     return announce(config.triggers, image, lookup=lookup, tz=config.timezone, sender=sender)
 
 
-def exit_code(results: Iterable[TriggerResult]) -> int:
-    """1 if any trigger failed, else 0."""
-    from acr_ci.errors import EXIT_FAILED, EXIT_OK
-
-    return EXIT_FAILED if any(r.status is Status.FAILED for r in results) else EXIT_OK
-
-
 __all__ = [
     "BACKOFF",
     "MAX_RETRIES",
@@ -665,11 +642,9 @@ __all__ = [
     "Sender",
     "TriggerResult",
     "announce",
+    "announce_tag",
     "check_url",
-    "command",
-    "describe",
     "encode",
-    "exit_code",
     "fire",
     "origin",
     "payload",

@@ -26,7 +26,7 @@ import pytest
 from tests.support import RegistryServer
 from tests.support.buildenv import BaseImage, write_busybox_layout
 
-from acr_ci.build import BuildahBuilder, build_plans
+from acr_ci.build import BuildahBuilder, layout_folder, prepare_job
 from acr_ci.cli import main
 from acr_ci.models import BuildPlan, RefContext, RefType
 
@@ -281,9 +281,9 @@ def test_log_streams_while_the_build_runs(
     seen: list[tuple[float, str]] = []
     log: Callable[[str], None] = lambda line: seen.append((time.monotonic(), line))  # noqa: E731
     plan = plan_for("slow", "slow", busybox_base.ref)
-    [result] = build_plans(
-        BuildahBuilder(), [plan], REF, config_dir=repo, workdir=tmp_path / "w", log=log
-    )
+    job = prepare_job(plan, REF, config_dir=repo, layout=layout_folder(tmp_path / "w", 1, "slow"),
+                      secrets_dir=tmp_path / "w" / "secrets", log=log)
+    result = BuildahBuilder().build(job)
     assert result.platforms.keys() == {"linux/amd64"}
     first = next(t for t, line in seen if line == "[slow] first-marker")
     second = next(t for t, line in seen if line == "[slow] second-marker")

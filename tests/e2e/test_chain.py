@@ -28,7 +28,8 @@ from tests.support.webhook import WebhookReceiver
 from acr_ci import config as config_mod
 from acr_ci import record as record_mod
 from acr_ci.build import BuildJob, BuildResult
-from acr_ci.chain import ChainParts, open_client, run_chain
+from acr_ci.chain import ChainParts, run_chain
+from acr_ci.cli.common import config_client
 from acr_ci.errors import BuildError
 from acr_ci.models import RefContext, RefType
 from acr_ci.record import RunRecord, Status
@@ -135,7 +136,7 @@ def rules(*names_and_tags: tuple[str, str]) -> str:
 
 def run(cfg: config_mod.Config, builder: PrebuiltBuilder, engine: ReportEngine | None = None,
         log: io.StringIO | None = None) -> RunRecord:
-    with open_client(cfg) as client:
+    with config_client(cfg) as client:
         parts = ChainParts(
             client=client, builder=builder, scan_engine=engine,
             sender=Sender(sleep=lambda s: None), log=log or io.StringIO(),
@@ -307,7 +308,7 @@ def test_failed_steps_stop_their_own_image_only(
 ) -> None:
     old, new, other, broken = (oci_layout_factory(seed=s) for s in (121, 122, 123, 124))
     # `v9` already points at another image, and tags are immutable: the push must fail
-    with open_client(write_config(project, f"version: 1\nimage: {registry.host}/team/imm\n")) as c:
+    with config_client(write_config(project, f"version: 1\nimage: {registry.host}/team/imm\n")) as c:
         from acr_ci.registry.reference import Reference
 
         c.push_layout(old.path, Reference.parse(registry.ref("team/imm")), ["v9"])
@@ -420,7 +421,7 @@ triggers:
 def test_no_matching_rule_is_an_empty_successful_run(registry: RegistryServer, project: Path) -> None:
     cfg = write_config(project, f"version: 1\nimage: {registry.host}/team/none\n{rules(('x', '[v1]'))}")
     other = RefContext(type=RefType.BRANCH, name="feature", sha=SHA, time=REF.time)
-    with open_client(cfg) as client:
+    with config_client(cfg) as client:
         record = run_chain(cfg, other, ChainParts(client=client, builder=PrebuiltBuilder({}), log=io.StringIO()))
     assert record.images == () and record.exit_code == 0
     record_mod.validate(record.to_json())

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from tests.frontends.frontend_support import read_github_outputs
 
-from acr_ci.cli import build_parser
 from acr_ci.errors import ConfigError, ConfigProblem, UsageError
-from acr_ci.frontends import Inputs, command_line, expanded, parse_bool, parse_list
+from acr_ci.frontends import Inputs, expanded, invocation, parse_bool, parse_list
 from acr_ci.frontends import github as gh_frontend
 from acr_ci.frontends import gitlab as gl_frontend
 from acr_ci.frontends import tekton as tk_frontend
@@ -221,42 +220,61 @@ def test_sink_for_unknown_platform() -> None:
         sink_for("jenkins", {})
 
 
-# -- inputs → one command line -----------------------------------------------------------------
+# -- inputs → one command's typed options ---------------------------------------------------
+
+from acr_ci.cli.build import BuildOptions  # noqa: E402
+from acr_ci.cli.common import RefOptions  # noqa: E402
+from acr_ci.cli.plan import PlanOptions  # noqa: E402
+from acr_ci.cli.run import RunOptions  # noqa: E402
+from acr_ci.cli.scan import ScanOptions  # noqa: E402
+from acr_ci.cli.sync import SyncOptions  # noqa: E402
+from acr_ci.cli.trigger import TriggerOptions  # noqa: E402
+from acr_ci.registry.access import RegistryAccess  # noqa: E402
+from acr_ci.scan.settings import ScanOverrides  # noqa: E402
 
 
 @pytest.mark.parametrize(
-    ("inputs", "argv"),
+    ("inputs", "expected"),
     [
-        pytest.param(Inputs(), ["run", "--record=acr-ci-record.json"], id="run-default"),
+        pytest.param(Inputs(), RunOptions(record="acr-ci-record.json"), id="run-default"),
         pytest.param(Inputs(command="run", config="c.yml", ref="refs/tags/v1", insecure=("h:5000",)),
-                     ["run", "--config=c.yml", "--ref=refs/tags/v1", "--record=acr-ci-record.json",
-                      "--insecure=h:5000"], id="run-flags"),
-        pytest.param(Inputs(command="plan", ref="main"), ["plan", "--ref=main", "--format=json"],
-                     id="plan"),
+                     RunOptions(ref=RefOptions(config="c.yml", ref="refs/tags/v1"),
+                                record="acr-ci-record.json",
+                                access=RegistryAccess(insecure=("h:5000",))), id="run-flags"),
+        pytest.param(Inputs(command="plan", ref="main"),
+                     PlanOptions(ref=RefOptions(ref="main"), format="json"), id="plan"),
         pytest.param(Inputs(command="build", push=True, rule="r"),
-                     ["build", "--push", "--rule=r", "--output-json=W/build.json"], id="build-push"),
+                     BuildOptions(push=True, rule="r", output_json="W/build.json"), id="build-push"),
         pytest.param(Inputs(command="scan", image="r/a@" + D1, reports=("a.json", "arm64=b.json"),
                             severity="high", non_blocking=True, gitlab_report="gl.json"),
-                     ["scan", "--report=a.json", "--report=arm64=b.json", "--severity=high",
-                      "--non-blocking", "--output-json=W/scan.json", "--gitlab-report=gl.json",
-                      "--", "r/a@" + D1], id="scan"),
+                     ScanOptions(image="r/a@" + D1,
+                                 overrides=ScanOverrides(reports=("a.json", "arm64=b.json"),
+                                                         severity="high", non_blocking=True),
+                                 output_json="W/scan.json", gitlab_report="gl.json"), id="scan"),
         pytest.param(Inputs(command="sync", image="r/a:1", backfill=True),
-                     ["sync", "--backfill", "--", "r/a:1"], id="sync"),
+                     SyncOptions(image="r/a:1", backfill=True), id="sync"),
         pytest.param(Inputs(command="TRIGGER", image="r/a:1", verbose=True),
-                     ["--verbose", "trigger", "--", "r/a:1"], id="trigger-verbose"),
+                     TriggerOptions(image="r/a:1"), id="trigger-verbose"),
         pytest.param(Inputs(command="sync", image="--backfill", ref="-x"),
-                     ["sync", "--", "--backfill"], id="values-never-become-flags"),
+                     SyncOptions(image="--backfill"), id="values-never-become-flags"),
     ],
 )
-def test_command_line(inputs: Inputs, argv: list[str], tmp_path: Path) -> None:
-    got = command_line(inputs, Path("W"))
-    assert list(got.argv) == argv
-    parsed = build_parser().parse_args(list(got.argv))  # the real CLI accepts it as meant
-    assert parsed.command == inputs.command.lower()
-    if inputs.image:
-        assert parsed.image == inputs.image
-    if inputs.command == "sync":
-        assert parsed.backfill is inputs.backfill
+def test_invocation(inputs: Inputs, expected: object) -> None:
+    got = invocation(inputs, Path("W"), {})
+    assert got.options == expected
+    assert got.command == inputs.command.lower()
+
+
+def test_invocation_login_from_inputs_or_env() -> None:
+    env = {"ACR_CI_REGISTRY_USERNAME": "env-user", "ACR_CI_REGISTRY_PASSWORD": "env-pw"}
+    run = invocation(Inputs(username="u", password="hunter2-secret"), Path("W"), env).options
+    assert isinstance(run, RunOptions) and run.access.login is not None
+    assert (run.access.login.username, run.access.login.password) == ("u", "hunter2-secret")
+    run = invocation(Inputs(), Path("W"), env).options
+    assert isinstance(run, RunOptions) and run.access.login is not None
+    assert run.access.login.username == "env-user"
+    with pytest.raises(UsageError, match="ACR_CI_REGISTRY_PASSWORD"):
+        invocation(Inputs(username="u"), Path("W"), env)
 
 
 @pytest.mark.parametrize(
@@ -266,14 +284,14 @@ def test_command_line(inputs: Inputs, argv: list[str], tmp_path: Path) -> None:
         (Inputs(command="sync"), "needs the image input"),
     ],
 )
-def test_command_line_refuses(inputs: Inputs, message: str) -> None:
+def test_invocation_refuses(inputs: Inputs, message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        command_line(inputs, Path("W"))
+        invocation(inputs, Path("W"), {})
 
 
-def test_password_never_in_argv_or_repr() -> None:
+def test_password_never_in_options_or_repr() -> None:
     inputs = Inputs(command="run", username="u", password="hunter2-secret")
-    assert "hunter2-secret" not in " ".join(command_line(inputs, Path("W")).argv)
+    assert "hunter2-secret" not in repr(invocation(inputs, Path("W"), {}).options)
     assert "hunter2-secret" not in repr(inputs)
 
 

@@ -5,14 +5,14 @@ platform) out. Builders only build; pushing goes through :mod:`acr_ci.registry`.
   streaming a builder's log;
 * :mod:`.buildah` / :mod:`.buildx` — the two builders; :mod:`.select` — ``auto``;
 * :mod:`.context` — paths and base-image registries; :mod:`.layout` — finishing the layout;
-* :mod:`.service` — plan → job → result, for the CLI and the chain.
+* :mod:`.service` — plan → job, and where its layout goes (the chain runs the builder).
 """
 
 from acr_ci.build.base import Builder, BuildJob, BuildResult, LogSink
 from acr_ci.build.buildah import BuildahBuilder
 from acr_ci.build.buildx import BuildxBuilder
 from acr_ci.build.select import select_builder
-from acr_ci.build.service import build_plans, prepare_job
+from acr_ci.build.service import layout_folder, prepare_job
 
 __all__ = [
     "BuildJob",
@@ -21,7 +21,7 @@ __all__ = [
     "Builder",
     "BuildxBuilder",
     "LogSink",
-    "build_plans",
+    "layout_folder",
     "prepare_job",
     "select_builder",
 ]

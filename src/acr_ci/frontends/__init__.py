@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +32,11 @@ from typing import Any
 from acr_ci.errors import EXIT_USAGE, ConfigError, UsageError
 from acr_ci.platforms import outputs
 from acr_ci.platforms.outputs import Annotation, Level, OutputSink, Results
+from acr_ci.record import DEFAULT_PATH as DEFAULT_RECORD
+from acr_ci.registry.access import Login, RegistryAccess
+from acr_ci.registry.auth import ENV_PASSWORD, ENV_USERNAME
 
 COMMANDS = ("run", "plan", "build", "scan", "sync", "trigger")
-ENV_USERNAME = "ACR_CI_REGISTRY_USERNAME"
-ENV_PASSWORD = "ACR_CI_REGISTRY_PASSWORD"  # noqa: S105 - a variable name, not a password
 
 TRUE = frozenset({"true", "yes", "1", "on"})
 FALSE = frozenset({"false", "no", "0", "off", ""})
@@ -89,7 +90,7 @@ class Inputs:
     severity: str = ""
     non_blocking: bool = False
     backfill: bool = False
-    record: str = "acr-ci-record.json"
+    record: str = DEFAULT_RECORD
     sarif: str = ""
     gitlab_report: str = ""
     insecure: tuple[str, ...] = ()
@@ -123,7 +124,7 @@ def read_inputs(get: Getter, *, password: str, **platform: Any) -> Inputs:
         "severity": get("severity", ""),
         "non_blocking": parse_bool(get("non-blocking", "false"), "non-blocking"),
         "backfill": parse_bool(get("backfill", "false"), "backfill"),
-        "record": get("record", "acr-ci-record.json"),
+        "record": get("record", DEFAULT_RECORD),
         "insecure": parse_list(get("insecure-registries", "")),
         "username": get("registry-username", ""),
         "password": password,
@@ -135,87 +136,91 @@ def read_inputs(get: Getter, *, password: str, **platform: Any) -> Inputs:
 
 @dataclass(frozen=True)
 class Invocation:
-    """One command line and the files its results are read from."""
+    """One command with its typed options, and the files its results are read from."""
 
-    argv: tuple[str, ...]
+    command: str
+    """The command's name (``run``, ``plan``, ``build``, ``scan``, ``sync``, ``trigger``)."""
+    options: object
+    """The command's typed options (``RunOptions``, ``PlanOptions``, …)."""
+    action: Callable[[], int]
+    """The command's ``execute`` over :attr:`options`."""
     output_json: str = ""
-    """``build``/``scan``: where ``--output-json`` writes."""
-
-    @property
-    def command(self) -> str:
-        return self.argv[1] if self.argv[0] == "--verbose" else self.argv[0]
+    """``build``/``scan``: where the command writes its JSON result."""
 
 
-def command_line(inputs: Inputs, workdir: Path) -> Invocation:
-    """The ``acr-ci`` argv for ``inputs`` (no secret in it); ``workdir`` holds scratch files."""
+def _login(inputs: Inputs, env: Mapping[str, str]) -> Login | None:
+    """The inputs' registry login when given (both or neither), else the environment's."""
+    if inputs.username or inputs.password:
+        return Login.from_env({ENV_USERNAME: inputs.username, ENV_PASSWORD: inputs.password})
+    return Login.from_env(env)
+
+
+def invocation(inputs: Inputs, workdir: Path, env: Mapping[str, str] | None = None) -> Invocation:
+    """The command ``inputs`` ask for, with its typed options; ``workdir`` holds scratch
+    files. Values stay values: an image called ``--backfill`` is an image."""
+    from acr_ci.cli import build, plan, run, scan, sync, trigger
+    from acr_ci.cli.common import RefOptions
+    from acr_ci.scan.settings import ScanOverrides
+
+    env = os.environ if env is None else env
     cmd = inputs.command.strip().lower()
     if cmd not in COMMANDS:
         raise UsageError(
             f"input command {inputs.command!r} is not supported",
             f"use one of {', '.join(COMMANDS)}",
         )
-    argv: list[str] = ["--verbose"] if inputs.verbose else []
-    argv.append(cmd)
-    output_json = ""
-
-    def opt(flag: str, value: str) -> None:
-        if value:  # one word, so a value starting with "-" stays a value
-            argv.append(f"{flag}={value}")
-
-    opt("--config", inputs.config)
-    if cmd in ("run", "plan", "build"):
-        opt("--ref", inputs.ref)
-        opt("--sha", inputs.sha)
-        opt("--time", inputs.time)
-    elif not inputs.image and not (cmd == "scan" and inputs.reports):
-        raise UsageError(f"acr-ci {cmd} needs the image input", "e.g. registry/ns/repo:tag")
-    if cmd == "plan":
-        opt("--format", "json")
-    if cmd == "build":
-        if inputs.push:
-            argv.append("--push")
-        opt("--rule", inputs.rule)
-        output_json = str(workdir / "build.json")
-        opt("--output-json", output_json)
+    if cmd not in ("run", "plan", "build") and not inputs.image:
+        if not (cmd == "scan" and inputs.reports):
+            raise UsageError(f"acr-ci {cmd} needs the image input", "e.g. registry/ns/repo:tag")
+    config = inputs.config or None
+    ref = RefOptions(
+        config=config, ref=inputs.ref or None, sha=inputs.sha or None, time=inputs.time or None
+    )
+    login = _login(inputs, env)
+    access = RegistryAccess(insecure=inputs.insecure, login=login)
+    layout_dir = inputs.layout_dir or None
     if cmd == "run":
-        opt("--record", inputs.record or "acr-ci-record.json")
-    if cmd in ("run", "build"):
-        opt("--layout-dir", inputs.layout_dir)
+        o_run = run.RunOptions(
+            ref=ref, record=inputs.record or DEFAULT_RECORD, layout_dir=layout_dir, access=access
+        )
+        return Invocation(cmd, o_run, lambda: run.execute(o_run))
+    if cmd == "plan":
+        o_plan = plan.PlanOptions(ref=ref, format="json")
+        return Invocation(cmd, o_plan, lambda: plan.execute(o_plan))
+    if cmd == "build":
+        output = str(workdir / "build.json")
+        o_build = build.BuildOptions(
+            ref=ref,
+            push=inputs.push,
+            rule=inputs.rule or None,
+            output_json=output,
+            layout_dir=layout_dir,
+            access=RegistryAccess(login=login),
+        )
+        return Invocation(cmd, o_build, lambda: build.execute(o_build), output)
     if cmd == "scan":
-        for report in inputs.reports:
-            opt("--report", report)
-        opt("--severity", inputs.severity)
-        if inputs.non_blocking:
-            argv.append("--non-blocking")
-        output_json = str(workdir / "scan.json")
-        opt("--output-json", output_json)
-        opt("--gitlab-report", inputs.gitlab_report)
-        opt("--sarif", inputs.sarif)
-    if cmd == "sync" and inputs.backfill:
-        argv.append("--backfill")
-    if cmd not in ("plan", "build"):
-        for host in inputs.insecure:
-            opt("--insecure", host)
-    if cmd in ("scan", "sync", "trigger") and inputs.image:
-        argv.extend(["--", inputs.image])  # never read as an option
-    return Invocation(argv=tuple(argv), output_json=output_json)
-
-
-@contextmanager
-def _credentials(inputs: Inputs, environ: MutableMapping[str, str]) -> Iterator[None]:
-    """The registry credentials in the env the command reads, for the command's duration."""
-    saved = {k: environ.get(k) for k in (ENV_USERNAME, ENV_PASSWORD)}
-    if inputs.username or inputs.password:
-        environ[ENV_USERNAME] = inputs.username
-        environ[ENV_PASSWORD] = inputs.password
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                environ.pop(k, None)
-            else:
-                environ[k] = v
+        output = str(workdir / "scan.json")
+        o_scan = scan.ScanOptions(
+            image=inputs.image or None,
+            config=config,
+            overrides=ScanOverrides(
+                reports=inputs.reports,
+                severity=inputs.severity or None,
+                non_blocking=inputs.non_blocking,
+            ),
+            output_json=output,
+            gitlab_report=inputs.gitlab_report or None,
+            sarif=inputs.sarif or None,
+            access=access,
+        )
+        return Invocation(cmd, o_scan, lambda: scan.execute(o_scan), output)
+    if cmd == "sync":
+        o_sync = sync.SyncOptions(
+            image=inputs.image, config=config, backfill=inputs.backfill, access=access
+        )
+        return Invocation(cmd, o_sync, lambda: sync.execute(o_sync))
+    o_trigger = trigger.TriggerOptions(image=inputs.image, config=config, access=access)
+    return Invocation(cmd, o_trigger, lambda: trigger.execute(o_trigger))
 
 
 def _read_json(path: str) -> dict[str, Any] | None:
@@ -247,7 +252,7 @@ def collect(inputs: Inputs, inv: Invocation, exit_code: int, stdout: str) -> Res
     cmd = inv.command
     results: Results
     if cmd == "run":
-        doc = _read_json(inputs.record or "acr-ci-record.json")
+        doc = _read_json(inputs.record or DEFAULT_RECORD)
         if doc is not None and exit_code != EXIT_USAGE:
             # `acr-ci run` prints the record's Markdown summary, and only that, on stdout
             summary = stdout if inputs.summary else ""
@@ -292,43 +297,36 @@ def execute(
     inputs: Inputs,
     sink: OutputSink,
     *,
-    environ: MutableMapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
     guard: Any = None,
 ) -> int:
     """Run ``inputs`` as one ``acr-ci`` command, publish its results, return its exit code.
 
     ``guard`` is a context manager factory wrapping the command's own output (GitHub's
-    stop-commands), or None.
+    stop-commands), or None. Bad inputs raise :class:`~acr_ci.errors.AcrError` before
+    anything runs.
     """
-    env: MutableMapping[str, str] = os.environ if environ is None else environ
+    from acr_ci.cli import invoke
+
+    env: Mapping[str, str] = os.environ if environ is None else environ
     if inputs.password:
         sink.mask(inputs.password)
     with tempfile.TemporaryDirectory(prefix="acr-ci-frontend-") as tmp:
-        inv = command_line(inputs, Path(tmp))
+        inv = invocation(inputs, Path(tmp), env)
         captured = io.StringIO()
-        with _credentials(inputs, env), guard() if guard else _nothing():
-            sys.stderr.write("acr-ci " + " ".join(inv.argv) + "\n")
+        with guard() if guard else _nothing():
+            sys.stderr.write(f"acr-ci {inv.command}\n")
             if inv.command in ("plan", "run"):  # their stdout is a result: keep a copy
                 with redirect_stdout(captured):
-                    code = _main(list(inv.argv))
+                    code = invoke(inv.action, verbose=inputs.verbose)
                 sys.stdout.write(captured.getvalue())
             else:
-                code = _main(list(inv.argv))
+                code = invoke(inv.action, verbose=inputs.verbose)
             sys.stdout.flush()
             sys.stderr.flush()
         results = collect(inputs, inv, code, captured.getvalue())
     sink.publish(results)
     return code
-
-
-def _main(argv: list[str]) -> int:
-    """``acr-ci ARGV`` in this process; argparse's exits become exit codes."""
-    from acr_ci import cli
-
-    try:
-        return cli.main(argv)
-    except SystemExit as e:  # bad usage (exit 2), --help, --version
-        return e.code if isinstance(e.code, int) else EXIT_USAGE
 
 
 @contextmanager

@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 from acr_ci import __version__, fileio
 from acr_ci.config.model import Severity
+from acr_ci.errors import OutputError as OutputError  # raised by write_json
 from acr_ci.scan.findings import Finding, Vulnerability, normalize_id
 from acr_ci.scan.policy import Verdict
 

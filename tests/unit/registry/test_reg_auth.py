@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from acr_ci.cli.common import registry_access
 from acr_ci.errors import UnauthorizedError, UsageError
 from acr_ci.registry.auth import (
     Credentials,
@@ -20,7 +21,6 @@ from acr_ci.registry.auth import (
     normalize_host,
     parse_challenges,
 )
-from acr_ci.registry.cli_support import env_credentials
 
 CHALLENGES = [
     ("bearer-full",
@@ -180,20 +180,20 @@ ENV_CASES = [
 
 @pytest.mark.parametrize(("env", "stdin", "expected", "error"), [c[1:] for c in ENV_CASES],
                          ids=[c[0] for c in ENV_CASES])
-def test_env_credentials(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], stdin: bool,
+def test_env_credentials(env: dict[str, str], stdin: bool,
                          expected: tuple[str, str] | None, error: str | None) -> None:
-    monkeypatch.setattr("sys.stdin", io.StringIO("from-stdin\n"))
     args = argparse.Namespace(password_stdin=stdin)
     if error:
         with pytest.raises(UsageError) as info:
-            env_credentials(args, ["r.io"], env)
+            registry_access(args, env=env, stdin=io.StringIO("from-stdin\n"))
         assert error in info.value.message
         return
-    source = env_credentials(args, ["r.io"], env)
+    login = registry_access(args, env=env, stdin=io.StringIO("from-stdin\n")).login
     if expected is None:
-        assert source is None
+        assert login is None
         return
-    assert source is not None
+    assert login is not None and "from-stdin" not in repr(login)
+    source = login.for_hosts(["r.io"])
     creds = source.get("r.io")
     assert creds is not None and (creds.username, creds.secret) == expected
     assert source.get("elsewhere.io") is None  # never sent to another registry

@@ -286,6 +286,6 @@ def test_shared_specifics() -> None:
 
 
 def test_cli_report_format_choices_match_the_parsers() -> None:
-    from acr_ci.scan.command import REPORT_FORMATS
+    from acr_ci.cli.scan import REPORT_FORMATS
 
     assert REPORT_FORMATS == tuple(f.value for f in ReportFormat)

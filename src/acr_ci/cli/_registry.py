@@ -1,32 +1,20 @@
 """What ``acr-ci push|copy|inspect`` need besides one library call: argument checks,
-credentials from the CI environment, progress on stderr, and the inspect text.
+the progress line on stderr, and the inspect text.
 
-Kept here (not in ``cli.py``) so that ``cli.py`` stays argv → call, and
-``requests`` is only imported when a registry command runs.
+Imported only when a registry command runs, so ``requests`` stays out of ``acr-ci plan``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from acr_ci.errors import NotFoundError, UsageError
-from acr_ci.registry.auth import (
-    ENV_PASSWORD,
-    ENV_USERNAME,
-    Credentials,
-    CredentialSource,
-    StaticCredentials,
-    ci_then_docker_config,
-    normalize_host,
-)
-from acr_ci.registry.client import Client, insecure_from_env
+from acr_ci.registry.client import Client
 from acr_ci.registry.copy import CopyResult
 from acr_ci.registry.media import Manifest, Platform
-from acr_ci.registry.progress import StreamProgress, human_bytes
+from acr_ci.registry.progress import human_bytes
 from acr_ci.registry.reference import TAG_RE, LayoutReference, Location, Reference, parse_location
 from acr_ci.registry.store import Store
 
@@ -76,45 +64,6 @@ def parse_platforms(values: Sequence[str]) -> list[Platform] | None:
                     f"--platform {item!r} is not valid", "write os/arch[/variant], e.g. linux/arm64"
                 ) from None
     return out or None
-
-
-def env_credentials(
-    args: argparse.Namespace, hosts: Sequence[str], env: Mapping[str, str] | None = None
-) -> CredentialSource | None:
-    """CI credentials (env or ``--password-stdin``) for ``hosts`` only, or None."""
-    env = os.environ if env is None else env
-    user = env.get(ENV_USERNAME, "")
-    if getattr(args, "password_stdin", False):
-        if not user:
-            raise UsageError(f"--password-stdin needs the user name in ${ENV_USERNAME}")
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise UsageError("--password-stdin read an empty password")
-    else:
-        password = env.get(ENV_PASSWORD, "")
-        if bool(user) != bool(password):
-            missing = ENV_PASSWORD if user else ENV_USERNAME
-            raise UsageError(f"${missing} is not set (set both or neither)")
-        if not user:
-            return None
-    return StaticCredentials(
-        Credentials(user, password), frozenset(normalize_host(h) for h in hosts)
-    )
-
-
-def make_client(args: argparse.Namespace, sides: Sequence[Location]) -> Client:
-    """A client for one command; CI credentials apply to the registries of ``sides`` only."""
-    hosts = [s.registry for s in sides if isinstance(s, Reference)]
-    hosts += [s.api_host for s in sides if isinstance(s, Reference)]
-    ci = env_credentials(args, hosts)
-    credentials = ci_then_docker_config(ci)
-    quiet = getattr(args, "quiet", False)
-    return Client(
-        credentials=credentials,
-        insecure=[*args.insecure, *insecure_from_env()],
-        jobs=args.jobs,
-        progress=None if quiet else StreamProgress(sys.stderr),
-    )
 
 
 def report(result: CopyResult, dst: Location, *, quiet: bool) -> None:

@@ -1,0 +1,89 @@
+"""``acr-ci run``: the whole chain; writes the run record and prints its summary."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from dataclasses import dataclass, field
+
+from acr_ci.cli.common import (
+    Command,
+    RefOptions,
+    add_ref_flags,
+    add_registry_flags,
+    ref_options,
+    registry_access,
+)
+from acr_ci.record import DEFAULT_PATH
+from acr_ci.registry.access import RegistryAccess
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    ref: RefOptions = field(default_factory=RefOptions)
+    record: str = DEFAULT_PATH
+    """Where the run record goes."""
+    layout_dir: str | None = None
+    """Where the OCI layouts go (None: a new temporary folder, kept)."""
+    access: RegistryAccess = field(default_factory=RegistryAccess)
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    add_ref_flags(p)
+    p.add_argument(
+        "--record",
+        metavar="FILE",
+        default=DEFAULT_PATH,
+        help=f"where the run record goes (default: {DEFAULT_PATH})",
+    )
+    p.add_argument(
+        "--layout-dir",
+        metavar="DIR",
+        help="where the OCI layouts go (default: a new temporary directory, kept)",
+    )
+    add_registry_flags(p)
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(
+        ref=ref_options(args),
+        record=args.record,
+        layout_dir=args.layout_dir,
+        access=registry_access(args),
+    )
+
+
+def execute(opts: RunOptions) -> int:
+    from pathlib import Path
+
+    from acr_ci import chain, record
+    from acr_ci.cli.common import config_client
+
+    cfg = opts.ref.load_config()
+    ref = opts.ref.detect_ref()
+    with config_client(cfg, opts.access) as client:
+        parts = chain.ChainParts(
+            client=client,
+            workdir=Path(opts.layout_dir) if opts.layout_dir else None,
+            log=io.StringIO() if opts.access.quiet else sys.stderr,
+        )
+        run = chain.run_chain(cfg, ref, parts)
+    path = record.write(run, opts.record)
+    sys.stdout.write(record.summary_markdown(run))
+    sys.stderr.write(f"acr-ci: run record written to {path}\n")
+    return run.exit_code
+
+
+COMMAND = Command(
+    name="run",
+    help="the whole chain: plan, build, push, scan gate, sync, triggers; writes the run record",
+    description=(
+        "Build every rule matching the ref, push, scan, mirror and announce each image, write "
+        "the run record (JSON) and print a Markdown summary. Exit 3 if an image was blocked, "
+        "1 if a step failed, else 0."
+    ),
+    add_arguments=_add_arguments,
+    options=_options,
+    execute=execute,
+)
