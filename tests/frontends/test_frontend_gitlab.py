@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.e2e.test_sync_helpers import digest_at
+from tests.e2e.sync_support import digest_at
 from tests.frontends.frontend_support import ROOT, SCHEMAS, load_yaml, python_bin_dir, tool
 from tests.support import RegistryServer
 from tests.support.buildenv import BaseImage

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.test_sync_helpers import digest_at
+from tests.e2e.sync_support import digest_at
 from tests.frontends.frontend_support import ROOT, SCHEMAS, load_yaml, python_bin_dir, tool
 from tests.support import RegistryServer
 from tests.support.buildenv import BaseImage, push_layout_with_skopeo
