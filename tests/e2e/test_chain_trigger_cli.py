@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.e2e.test_sync_helpers import dead_host
+from tests.e2e.sync_support import dead_host
 from tests.support import RegistryServer
 from tests.support.layout import Layout
 from tests.support.webhook import WebhookReceiver

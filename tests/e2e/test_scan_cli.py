@@ -1,5 +1,5 @@
 """``acr-ci scan`` through the CLI with report files: exit codes, policy sources, outputs
-(GitLab and SARIF validated against the official schemas when ../shared is present)."""
+(GitLab and SARIF validated against the official schemas in tests/fixtures/schemas/)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from tests.unit.scan.scan_support import SHARED_SCHEMAS, fixture
+from tests.unit.scan.scan_support import fixture, official_schema
 
 from acr_ci.cli import main
 
@@ -46,11 +46,10 @@ def test_blocked_by_severity_exit_3_with_every_output(tmp_path: Path, capsys: py
     sarif = json.loads(out["sarif"].read_text())
     assert gitlab["scan"]["type"] == "container_scanning" and len(gitlab["vulnerabilities"]) == 12
     assert sarif["version"] == "2.1.0" and len(sarif["runs"][0]["results"]) == 12
-    if SHARED_SCHEMAS.is_dir():
-        gs = json.loads((SHARED_SCHEMAS / "gitlab-container-scanning-report-15.2.4.schema.json").read_text())
-        ss = json.loads((SHARED_SCHEMAS / "sarif-2.1.0.schema.json").read_text())
-        assert not list(jsonschema.Draft7Validator(gs).iter_errors(gitlab))
-        assert not list(jsonschema.Draft4Validator(ss).iter_errors(sarif))
+    gs = official_schema("gitlab-container-scanning-report-15.2.4.schema.json")
+    ss = official_schema("sarif-2.1.0.schema.json")
+    assert not list(jsonschema.Draft7Validator(gs).iter_errors(gitlab))
+    assert not list(jsonschema.Draft4Validator(ss).iter_errors(sarif))
 
 
 def test_passes_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.e2e.test_sync_helpers import (
+from tests.e2e.sync_support import (
     assert_complete,
     dead_host,
     digest_at,

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.e2e.test_sync_helpers import dead_host, digest_at, tags_at
+from tests.e2e.sync_support import dead_host, digest_at, tags_at
 from tests.support import RegistryServer
 from tests.support.layout import Layout
 

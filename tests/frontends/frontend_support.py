@@ -18,8 +18,7 @@ from typing import Any
 from tests.support._proc import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared"
-SCHEMAS = SHARED / "schemas"
+SCHEMAS = ROOT / "tests" / "fixtures" / "schemas"  # official schemas, see the README there
 
 INSTALL_HINTS = {
     "check-jsonschema": "pip install check-jsonschema",

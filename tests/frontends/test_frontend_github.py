@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.e2e.test_sync_helpers import digest_at
+from tests.e2e.sync_support import digest_at
 from tests.frontends.frontend_support import ROOT, load_yaml, read_github_outputs, tool
 from tests.support import RegistryServer
 from tests.support.buildenv import BaseImage

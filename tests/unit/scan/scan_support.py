@@ -1,4 +1,5 @@
-"""Helpers for the scan tests: fixture paths, jq cross-checks, the shared conformance set and schemas."""
+"""Helpers for the scan tests: fixture paths, jq cross-checks, the upstream conformance set and
+the official schemas (both kept under ``tests/fixtures/``, see the README beside them)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.support._proc import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "reports"
-SHARED = ROOT.parent / "shared"
-SHARED_REPORTS = SHARED / "scanner-reports"
-SHARED_SCHEMAS = SHARED / "schemas"
+UPSTREAM_REPORTS = FIXTURES / "upstream"
+SCHEMAS = ROOT / "tests" / "fixtures" / "schemas"
 
 
 def fixture(name: str) -> Path:
@@ -27,22 +27,22 @@ def jq(program: str, path: Path) -> Any:
     """Run the real ``jq`` on a file and return its JSON output."""
     exe = shutil.which("jq")
     if exe is None:
-        pytest.skip("jq is not installed (apt-get install jq)")
+        skip_or_fail("jq is not installed (apt-get install jq)")
     out = subprocess.run([exe, "-c", program, str(path)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
-def shared_report(name: str) -> Path:
-    path = SHARED_REPORTS / name
-    if not path.is_file():
-        pytest.skip(f"{path} is not available (../shared absent)")
+def upstream_report(name: str) -> Path:
+    """A real scanner report from the scanners' own projects (tests/fixtures/reports/upstream/)."""
+    path = UPSTREAM_REPORTS / name
+    assert path.is_file(), f"missing upstream report {path}"
     return path
 
 
 def official_schema(name: str) -> dict[str, Any]:
-    path = SHARED_SCHEMAS / name
-    if not path.is_file():
-        pytest.skip(f"{path} is not available (../shared absent)")
+    """An official report schema (tests/fixtures/schemas/), parsed."""
+    path = SCHEMAS / name
+    assert path.is_file(), f"missing schema {path}"
     doc: dict[str, Any] = json.loads(path.read_text())
     return doc
 

@@ -1,5 +1,5 @@
 """The writers: GitLab container scanning (schema 15.2.4) and SARIF 2.1.0 validated against the
-official schemas (skipped when ../shared is absent), plus checks that run without them:
+official schemas (tests/fixtures/schemas/), plus checks that run without them:
 required fields, round trips through our own parsers, the JSON document, the summary."""
 
 from __future__ import annotations

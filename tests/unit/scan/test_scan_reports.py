@@ -1,5 +1,5 @@
-"""Report parsers against our own fixtures (counts cross-checked with jq), the shared
-conformance set of real scanner outputs (skipped when ../shared is absent), and bad input."""
+"""Report parsers against our own fixtures (counts cross-checked with jq), the upstream
+conformance set of real scanner outputs (tests/fixtures/reports/upstream/), and bad input."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.unit.scan.scan_support import fixture, jq, shared_report
+from tests.unit.scan.scan_support import fixture, jq, upstream_report
 
 from acr_ci.config.model import Severity
 from acr_ci.errors import EXIT_USAGE
@@ -239,7 +239,7 @@ def test_missing_and_directory(tmp_path: Path) -> None:
         read_report(tmp_path)
 
 
-# -- the shared conformance set: real outputs written by the scanners' own projects ------------
+# -- the upstream conformance set: real outputs written by the scanners' own projects ------------
 
 SHARED = [
     ("trivy-alpine-39.json", ReportFormat.TRIVY),
@@ -256,7 +256,7 @@ SHARED = [
 
 @pytest.mark.parametrize(("name", "fmt"), SHARED, ids=[s[0] for s in SHARED])
 def test_shared_conformance(name: str, fmt: ReportFormat) -> None:
-    path = shared_report(name)
+    path = upstream_report(name)
     report = read_report(path)
     assert report.format is fmt
     assert len(report.findings) == jq(JQ_FINDINGS[fmt], path)
@@ -264,24 +264,24 @@ def test_shared_conformance(name: str, fmt: ReportFormat) -> None:
 
 
 def test_shared_specifics() -> None:
-    alpine = read_report(shared_report("trivy-alpine-39.json"))
+    alpine = read_report(upstream_report("trivy-alpine-39.json"))
     assert len(alpine.findings) == 6 and len(merge(alpine.findings)) == 3  # CVEs repeated across packages
-    mariner = read_report(shared_report("trivy-mariner-1.0.json"))
+    mariner = read_report(upstream_report("trivy-mariner-1.0.json"))
     assert any(f.severity is Severity.HIGH and f.fixed_version is None for f in mariner.findings)
-    assert read_report(shared_report("trivy-sl-micro-rancher5.4.json")).findings == ()
-    ruby = merge(read_report(shared_report("grype-chainguard-ruby.json")).findings)
+    assert read_report(upstream_report("trivy-sl-micro-rancher5.4.json")).findings == ()
+    ruby = merge(read_report(upstream_report("grype-chainguard-ruby.json")).findings)
     assert [(v.id, sorted(v.aliases), len(v.findings)) for v in ruby] == [
         ("CVE-2023-28755", ["GHSA-hv5j-3h9f-99c2"], 3)]
-    keycloak = read_report(shared_report("grype-keycloak.json"))
+    keycloak = read_report(upstream_report("grype-keycloak.json"))
     assert {f.fix_state for f in keycloak.findings} == {FixState.WONT_FIX}
-    gitlab = read_report(shared_report("gitlab-cs-trivy-alpine.json"))
+    gitlab = read_report(upstream_report("gitlab-cs-trivy-alpine.json"))
     counts = {s: sum(1 for f in gitlab.findings if f.severity is s) for s in Severity}
     assert counts == {s: jq(f'[.vulnerabilities[] | select(.severity == "{w}")] | length',
-                             shared_report("gitlab-cs-trivy-alpine.json"))
+                             upstream_report("gitlab-cs-trivy-alpine.json"))
                       for s, w in [(Severity.UNKNOWN, "Unknown"), (Severity.NEGLIGIBLE, "Info"),
                                    (Severity.LOW, "Low"), (Severity.MEDIUM, "Medium"),
                                    (Severity.HIGH, "High"), (Severity.CRITICAL, "Critical")]}
-    sarif_report = read_report(shared_report("sarif-trivy-alpine-310.sarif"))
+    sarif_report = read_report(upstream_report("sarif-trivy-alpine-310.sarif"))
     assert {f.package for f in sarif_report.findings} >= {"libcrypto1.1"}
 
 

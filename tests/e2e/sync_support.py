@@ -1,7 +1,8 @@
 """Helpers for the sync and chain end-to-end tests: read what a registry really holds
 (plain HTTP, independent of acr-ci's client), and put referrers into a source registry.
 
-No tests here; the module name only keeps it beside the tests that use it.
+No tests here (hence not ``test_*``: every ``test_*.py`` must hold tests, see
+scripts/check_collected.py); it sits beside the tests that use it.
 """
 
 from __future__ import annotations
