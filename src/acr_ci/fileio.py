@@ -18,13 +18,22 @@ from acr_ci.errors import OutputError
 
 
 def write_text(
-    path: str | os.PathLike[str], text: str, *, what: str, hint: str | None = None
+    path: str | os.PathLike[str],
+    text: str,
+    *,
+    what: str,
+    hint: str | None = None,
+    parents: bool = True,
 ) -> Path:
-    """Write ``text`` to ``path`` atomically; :class:`OutputError` naming ``what`` if it fails."""
+    """Write ``text`` to ``path`` atomically; :class:`OutputError` naming ``what`` if it fails.
+
+    ``parents`` False: a missing folder is an error rather than created (the scan outputs).
+    """
     target = Path(path)
     tmp: str | None = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if parents:
+            target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -41,8 +50,13 @@ def write_text(
 
 
 def write_json(
-    path: str | os.PathLike[str], doc: Mapping[str, Any], *, what: str, hint: str | None = None
+    path: str | os.PathLike[str],
+    doc: Mapping[str, Any],
+    *,
+    what: str,
+    hint: str | None = None,
+    parents: bool = True,
 ) -> Path:
     """Write ``doc`` as indented JSON (UTF-8, a final newline) to ``path`` atomically."""
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    return write_text(path, text, what=what, hint=hint)
+    return write_text(path, text, what=what, hint=hint, parents=parents)
