@@ -1,10 +1,15 @@
 """The scan gate as one call: image → findings → verdict → outputs → gate.
 
 :func:`run_scan` resolves a tag to its digest first and works on the digest
-from then on. Findings come from report files, or from an engine run once per
-platform manifest of a multi-arch index (attestation manifests skipped) and
-merged. The verdict is written (summary to ``log``, the requested files), then
-— blocked, in blocking mode — the gate backs up and/or deletes the image.
+from then on, then runs four steps, one function each:
+
+* :func:`scan`: findings from report files, or from an engine run once per
+  platform manifest of a multi-arch index (attestation manifests skipped);
+* the verdict: :func:`~acr_ci.scan.policy.evaluate` of the merged findings;
+* the outputs: the summary table to ``log`` first, the requested files
+  (:func:`write_outputs`, through :func:`~acr_ci.scan.formats.format_for`)
+  once the gate has run, since ``--output-json`` records what the gate did;
+* :func:`gate`: blocked, in blocking mode, the image is backed up and/or deleted.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any, TextIO, assert_never
 
 from acr_ci.config.model import ScanConfig, ScanMode
@@ -20,9 +24,9 @@ from acr_ci.config.model import ScanEngine as EngineChoice
 from acr_ci.errors import AcrError, UsageError
 from acr_ci.registry.client import Client
 from acr_ci.registry.reference import Reference
-from acr_ci.scan import outputs
 from acr_ci.scan.engine import ScanEngine, ScanTarget
 from acr_ci.scan.findings import Finding
+from acr_ci.scan.formats import OutputFormat, ScanContext, format_for
 from acr_ci.scan.gate import GateError, GateResult, enforce
 from acr_ci.scan.grype import GrypeEngine
 from acr_ci.scan.policy import Verdict, evaluate
@@ -59,7 +63,7 @@ class ScanOutcome:
     """The image scanned, by digest (None for reports without an image)."""
     findings: tuple[Finding, ...]
     verdict: Verdict
-    context: outputs.ScanContext
+    context: ScanContext
     gate: GateResult | None = None
     """None unless the image was blocked in blocking mode."""
 
@@ -138,6 +142,57 @@ def _warn_uncovered(
             )
 
 
+@dataclass(frozen=True)
+class Scanned:
+    """What the scan step gives: the reports read or made, and who made them."""
+
+    reports: tuple[Report, ...]
+    sources: tuple[str, ...]
+    """The report specs read, or ``ENGINE REFERENCE`` per engine run."""
+    scanner: str
+    """The engine's name, the one scanner every report names, else ``report``."""
+    scanner_version: str
+    """Its version when one is known, else ``unknown``."""
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """Every finding of every report, in report order."""
+        return tuple(f for r in self.reports for f in r.findings)
+
+    def context(
+        self, image: Reference | None, *, started: datetime, finished: datetime, enforced: bool
+    ) -> ScanContext:
+        """The outputs' context of this scan of ``image``."""
+        findings = self.findings
+        platforms = {r.platform for r in self.reports if r.platform}
+        platforms |= {f.platform for f in findings if f.platform}
+        first = self.reports[0].artifact if self.reports else ""
+        return ScanContext(
+            image=str(image) if image else (first or "unknown"),
+            platforms=tuple(sorted(platforms)),
+            scanner=self.scanner,
+            scanner_version=self.scanner_version,
+            sources=self.sources,
+            started=started,
+            finished=finished,
+            enforced=enforced,
+        )
+
+
+@dataclass(frozen=True)
+class GateStep:
+    """What the gate step did: its result, or the error it failed with (or neither)."""
+
+    result: GateResult | None = None
+    error: GateError | None = None
+
+    def to_json(self) -> dict[str, Any] | None:
+        """The ``gate`` of ``--output-json``: None when the gate did not run."""
+        if self.error is not None:
+            return {"error": self.error.message, "deleted": False}
+        return self.result.to_json() if self.result else None
+
+
 def run_scan(
     request: ScanRequest,
     *,
@@ -149,125 +204,129 @@ def run_scan(
     """Scan, decide, write outputs, and act on a block; see the module docstring.
 
     ``engine`` overrides the config's engine (tests pass stand-ins); ``client``
-    may be None only for report files without an image.
+    may be None only for report files without an image. A failed gate raises its
+    :class:`GateError` after the outputs are written.
     """
     started = clock()
-    cfg = request.config
     image: Reference | None = None
     if request.image is not None:
         if client is None:
             raise UsageError("a registry client is needed to resolve the image")
         image = resolve_image(client, request.image)
-
-    reports: list[Report]
-    sources: list[str]
-    scanner, scanner_version = "report", "unknown"
-    if request.reports:
-        reports = read_reports(request.reports, request.report_format)
-        sources = [spec for spec in request.reports]
-        if image is not None and client is not None:
-            _warn_uncovered(client, image, reports, log)
-        names = sorted({r.scanner for r in reports if r.scanner})
-        if len(names) == 1:
-            scanner, _, scanner_version = names[0].partition(" ")
-            scanner_version = scanner_version or "unknown"
-    else:
-        chosen = engine or engine_for(cfg.engine)
-        if chosen is None:
-            raise UsageError(
-                "engine: report needs report files (scan.report in the config, or --report FILE)"
-            )
-        if image is None or client is None:
-            raise UsageError(f"engine {chosen.name} needs the image to scan (acr-ci scan IMAGE)")
-        targets = scan_targets(client, image)
-        reports = []
-        sources = []
-        for target in targets:
-            log.write(
-                f"scanning {target.reference}"
-                + (f" ({target.platform})" if target.platform else "")
-                + f" with {chosen.name}\n"
-            )
-            reports.append(chosen.scan(target))
-            sources.append(f"{chosen.name} {target.reference}")
-        scanner = chosen.name
-        versions = sorted(
-            {r.scanner.partition(" ")[2] for r in reports if r.scanner.partition(" ")[2]}
-        )
-        scanner_version = versions[0] if len(versions) == 1 else "unknown"
-
-    findings = tuple(f for r in reports for f in r.findings)
-    platforms = tuple(
-        sorted(
-            {r.platform for r in reports if r.platform}
-            | {f.platform for f in findings if f.platform}
-        )
-    )
-    verdict = evaluate(findings, cfg.block, request.today)
-    enforced = cfg.mode is ScanMode.BLOCKING
-    ctx = outputs.ScanContext(
-        image=str(image)
-        if image
-        else (reports[0].artifact if reports and reports[0].artifact else "unknown"),
-        platforms=platforms,
-        scanner=scanner,
-        scanner_version=scanner_version,
-        sources=tuple(sources),
-        started=started,
-        finished=clock(),
-        enforced=enforced,
-    )
-    log.write(outputs.summary(ctx, findings, verdict))
-
-    gate: GateResult | None = None
-    gate_error: GateError | None = None
-    if verdict.blocked and enforced and (cfg.on_block.backup or cfg.on_block.delete):
-        if image is None or client is None:
-            log.write(
-                "on_block is configured but no image was named: nothing to back up or delete\n"
-            )
-        else:
-            try:
-                gate = enforce(client, image, cfg.on_block)
-                log.write(f"gate: {gate.describe()}\n")
-            except GateError as e:
-                gate_error = e
-    gate_json: dict[str, Any] | None = gate.to_json() if gate else None
-    if gate_error is not None:
-        gate_json = {"error": gate_error.message, "deleted": False}
-
-    _write_outputs(request, ctx, findings, verdict, gate_json)
-    if gate_error is not None:
-        raise gate_error
-    return ScanOutcome(image, findings, verdict, ctx, gate)
+    scanned = scan(request, image, client=client, log=log, engine=engine)
+    findings = scanned.findings
+    verdict = evaluate(findings, request.config.block, request.today)
+    enforced = request.config.mode is ScanMode.BLOCKING
+    ctx = scanned.context(image, started=started, finished=clock(), enforced=enforced)
+    log.write(format_for(OutputFormat.TABLE).render(ctx, findings, verdict))
+    done = gate(request.config, verdict, image, client=client, log=log)
+    write_outputs(request, ctx, findings, verdict, done.to_json())
+    if done.error is not None:
+        raise done.error
+    return ScanOutcome(image, findings, verdict, ctx, done.result)
 
 
-def _write_outputs(
+def scan(
     request: ScanRequest,
-    ctx: outputs.ScanContext,
+    image: Reference | None,
+    *,
+    client: Client | None,
+    log: TextIO,
+    engine: ScanEngine | None = None,
+) -> Scanned:
+    """The scan step: the request's report files, else one engine run per platform."""
+    if request.reports:
+        return _read(request, image, client=client, log=log)
+    chosen = engine or engine_for(request.config.engine)
+    if chosen is None:
+        raise UsageError(
+            "engine: report needs report files (scan.report in the config, or --report FILE)"
+        )
+    if image is None or client is None:
+        raise UsageError(f"engine {chosen.name} needs the image to scan (acr-ci scan IMAGE)")
+    return _run_engine(chosen, image, client=client, log=log)
+
+
+def _read(
+    request: ScanRequest, image: Reference | None, *, client: Client | None, log: TextIO
+) -> Scanned:
+    reports = read_reports(request.reports, request.report_format)
+    if image is not None and client is not None:
+        _warn_uncovered(client, image, reports, log)
+    scanner, scanner_version = "report", "unknown"
+    names = sorted({r.scanner for r in reports if r.scanner})
+    if len(names) == 1:
+        scanner, _, scanner_version = names[0].partition(" ")
+        scanner_version = scanner_version or "unknown"
+    return Scanned(tuple(reports), tuple(request.reports), scanner, scanner_version)
+
+
+def _run_engine(engine: ScanEngine, image: Reference, *, client: Client, log: TextIO) -> Scanned:
+    reports: list[Report] = []
+    sources: list[str] = []
+    for target in scan_targets(client, image):
+        log.write(
+            f"scanning {target.reference}"
+            + (f" ({target.platform})" if target.platform else "")
+            + f" with {engine.name}\n"
+        )
+        reports.append(engine.scan(target))
+        sources.append(f"{engine.name} {target.reference}")
+    versions = sorted({r.scanner.partition(" ")[2] for r in reports} - {""})
+    version = versions[0] if len(versions) == 1 else "unknown"
+    return Scanned(tuple(reports), tuple(sources), engine.name, version)
+
+
+def gate(
+    cfg: ScanConfig,
+    verdict: Verdict,
+    image: Reference | None,
+    *,
+    client: Client | None,
+    log: TextIO,
+) -> GateStep:
+    """The gate step: blocked in blocking mode with ``on_block`` set, back up and/or delete.
+
+    A :class:`GateError` is returned, not raised, so the outputs still get written.
+    """
+    if not (verdict.blocked and cfg.mode is ScanMode.BLOCKING):
+        return GateStep()
+    if not (cfg.on_block.backup or cfg.on_block.delete):
+        return GateStep()
+    if image is None or client is None:
+        log.write("on_block is configured but no image was named: nothing to back up or delete\n")
+        return GateStep()
+    try:
+        result = enforce(client, image, cfg.on_block)
+    except GateError as e:
+        return GateStep(error=e)
+    log.write(f"gate: {result.describe()}\n")
+    return GateStep(result=result)
+
+
+def requested_files(request: ScanRequest) -> tuple[tuple[OutputFormat, str, str], ...]:
+    """The files ``request`` asks for, in writing order: (format, path, the flag naming it)."""
+    files = (
+        (OutputFormat.JSON, request.output_json, "--output-json"),
+        (OutputFormat.GITLAB, request.gitlab_report, "--gitlab-report"),
+        (OutputFormat.SARIF, request.sarif, "--sarif"),
+    )
+    return tuple((choice, path, flag) for choice, path, flag in files if path)
+
+
+def write_outputs(
+    request: ScanRequest,
+    ctx: ScanContext,
     findings: Sequence[Finding],
     verdict: Verdict,
-    gate: dict[str, Any] | None,
+    gate_json: dict[str, Any] | None,
 ) -> None:
+    """The outputs step's files: each one requested, all attempted; the first failure raised."""
     errors: list[AcrError] = []
-    jobs: list[tuple[str | None, str, Callable[[], dict[str, Any]]]] = [
-        (
-            request.output_json,
-            "--output-json",
-            lambda: outputs.json_document(ctx, findings, verdict, gate),
-        ),
-        (
-            request.gitlab_report,
-            "--gitlab-report",
-            lambda: outputs.gitlab_report(ctx, findings, verdict),
-        ),
-        (request.sarif, "--sarif", lambda: outputs.sarif_log(ctx, findings, verdict)),
-    ]
-    for path, flag, build in jobs:
-        if path:
-            try:
-                outputs.write_json(Path(path), build(), what=flag)
-            except AcrError as e:
-                errors.append(e)
+    for choice, path, flag in requested_files(request):
+        try:
+            format_for(choice).save(path, ctx, findings, verdict, gate_json, what=flag)
+        except AcrError as e:
+            errors.append(e)
     if errors:
         raise errors[0]

@@ -13,8 +13,9 @@ import pytest
 from tests.unit.scan.scan_support import fixture, official_schema
 
 from acr_ci.config.model import AllowEntry, BlockPolicy, Severity
-from acr_ci.scan import outputs
+from acr_ci.errors import OutputError
 from acr_ci.scan.findings import Finding
+from acr_ci.scan.formats import GitlabFormat, JsonFormat, SarifFormat, ScanContext, TableFormat
 from acr_ci.scan.policy import evaluate
 from acr_ci.scan.reports import read_report
 
@@ -24,9 +25,9 @@ T1 = datetime(2026, 11, 23, 10, 0, 42, tzinfo=UTC)
 IMAGE = "127.0.0.1:5000/team/app:1.4.2@sha256:" + "ab" * 32
 
 
-def ctx(enforced: bool = True) -> outputs.ScanContext:
-    return outputs.ScanContext(IMAGE, ("linux/amd64", "linux/arm64"), "trivy", "0.57.1",
-                               ("trivy a", "trivy b"), T0, T1, enforced)
+def ctx(enforced: bool = True) -> ScanContext:
+    return ScanContext(IMAGE, ("linux/amd64", "linux/arm64"), "trivy", "0.57.1",
+                       ("trivy a", "trivy b"), T0, T1, enforced)
 
 
 def all_findings() -> tuple[Finding, ...]:
@@ -40,7 +41,7 @@ POLICY = BlockPolicy(severity=Severity.HIGH, allow=(AllowEntry("CVE-2011-3374", 
 def test_gitlab_report_validates_against_the_official_schema() -> None:
     findings = all_findings()
     verdict = evaluate(findings, POLICY, TODAY)
-    doc = outputs.gitlab_report(ctx(), findings, verdict)
+    doc = GitlabFormat().render(ctx(), findings, verdict)
     schema = official_schema("gitlab-container-scanning-report-15.2.4.schema.json")
     errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=str)
     assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors[:5]]
@@ -48,25 +49,25 @@ def test_gitlab_report_validates_against_the_official_schema() -> None:
 
 def test_gitlab_report_validates_when_clean() -> None:
     verdict = evaluate((), POLICY, TODAY)
-    doc = outputs.gitlab_report(ctx(), (), verdict)
+    doc = GitlabFormat().render(ctx(), (), verdict)
     schema = official_schema("gitlab-container-scanning-report-15.2.4.schema.json")
     assert not list(jsonschema.Draft7Validator(schema).iter_errors(doc))
 
 
 def test_sarif_validates_against_the_official_schema() -> None:
     findings = all_findings()
-    doc = outputs.sarif_log(ctx(), findings, evaluate(findings, POLICY, TODAY))
+    doc = SarifFormat().render(ctx(), findings, evaluate(findings, POLICY, TODAY))
     schema = official_schema("sarif-2.1.0.schema.json")
     errors = list(jsonschema.Draft4Validator(schema).iter_errors(doc))
     assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors[:5]]
-    clean = outputs.sarif_log(ctx(), (), evaluate((), POLICY, TODAY))
+    clean = SarifFormat().render(ctx(), (), evaluate((), POLICY, TODAY))
     assert not list(jsonschema.Draft4Validator(schema).iter_errors(clean))
 
 
 def test_gitlab_report_shape_without_schema() -> None:
     findings = all_findings()
     verdict = evaluate(findings, POLICY, TODAY)
-    doc = outputs.gitlab_report(ctx(), findings, verdict)
+    doc = GitlabFormat().render(ctx(), findings, verdict)
     assert doc["version"] == "15.2.4"
     assert doc["scan"]["type"] == "container_scanning"
     assert doc["scan"]["start_time"] == "2026-11-23T10:00:00" and doc["scan"]["end_time"] == "2026-11-23T10:00:42"
@@ -90,7 +91,7 @@ def test_gitlab_report_shape_without_schema() -> None:
 
 def test_gitlab_round_trip_keeps_findings() -> None:
     findings = read_report(fixture("trivy-app-amd64.json")).findings
-    doc = outputs.gitlab_report(ctx(), findings, evaluate(findings, POLICY, TODAY))
+    doc = GitlabFormat().render(ctx(), findings, evaluate(findings, POLICY, TODAY))
     back = read_report_from(doc, "gitlab")
     assert sorted((f.id, f.package, f.installed_version, f.severity, f.fixed_version, f.platform) for f in back) == \
         sorted((f.id, f.package, f.installed_version, f.severity, f.fixed_version, f.platform) for f in findings)
@@ -99,7 +100,7 @@ def test_gitlab_round_trip_keeps_findings() -> None:
 def test_sarif_round_trip_keeps_findings() -> None:
     findings = all_findings()
     verdict = evaluate(findings, POLICY, TODAY)
-    doc = outputs.sarif_log(ctx(), findings, verdict)
+    doc = SarifFormat().render(ctx(), findings, verdict)
     back = read_report_from(doc, "sarif")
     # the SARIF rule id is the merged (canonical) id; the id the scanner used is kept as an alias
     canonical = {f: v.id for v in verdict.vulnerabilities for f in v.findings}
@@ -120,7 +121,7 @@ def test_json_document(tmp_path: Path) -> None:
     findings = all_findings()
     verdict = evaluate(findings, POLICY, TODAY)
     out = tmp_path / "scan.json"
-    outputs.write_json(out, outputs.json_document(ctx(), findings, verdict, {"deleted": True}), what="--output-json")
+    JsonFormat().save(out, ctx(), findings, verdict, {"deleted": True}, what="--output-json")
     doc = json.loads(out.read_text())
     assert doc["image"] == IMAGE and doc["gate"] == {"deleted": True}
     assert len(doc["findings"]) == len(findings)
@@ -132,14 +133,14 @@ def test_json_document(tmp_path: Path) -> None:
 
 
 def test_write_json_failure_is_an_acr_error(tmp_path: Path) -> None:
-    with pytest.raises(outputs.OutputError, match=r"--sarif .*nope/x\.sarif: cannot write"):
-        outputs.write_json(tmp_path / "nope" / "x.sarif", {}, what="--sarif")
+    with pytest.raises(OutputError, match=r"--sarif .*nope/x\.sarif: cannot write"):
+        SarifFormat().save(tmp_path / "nope" / "x.sarif", ctx(), (), evaluate((), POLICY, TODAY), what="--sarif")
 
 
 def test_summary_lists_counts_rule_and_findings() -> None:
     findings = all_findings()
     verdict = evaluate(findings, POLICY, TODAY)
-    text = outputs.summary(ctx(enforced=False), findings, verdict)
+    text = TableFormat().render(ctx(enforced=False), findings, verdict)
     assert text.startswith(f"scan of {IMAGE} (linux/amd64, linux/arm64) by trivy\n")
     assert "BLOCKED: 3 vulnerabilities at or above high (blocks at 1 or more)" in text
     assert "CVE-2023-28755 (GHSA-hv5j-3h9f-99c2) high" in text
