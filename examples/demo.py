@@ -28,18 +28,14 @@ import sys
 import time
 from pathlib import Path
 
+from ruamel.yaml import YAML
+
+from acr_ci.devkit import DevkitError
+from acr_ci.devkit.baseimage import busybox_binaries, ensure_qemu_aarch64, write_busybox_layout
+from acr_ci.devkit.receiver import WebhookReceiver
+from acr_ci.devkit.registry import RegistryServer
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the local registry and receiver helpers live in tests/support
-
-from ruamel.yaml import YAML  # noqa: E402
-from tests.support.buildenv import (  # noqa: E402
-    busybox_binaries,
-    ensure_qemu_aarch64,
-    write_busybox_layout,
-)
-from tests.support.registry import RegistryServer  # noqa: E402
-from tests.support.webhook import WebhookReceiver  # noqa: E402
-
 EXAMPLES = ROOT / "examples"
 WORK = ROOT / ".demo"
 PUSH_TIME = "2020-10-15T16:13:00+08:00"
@@ -97,13 +93,21 @@ def check(what: str, ok: bool) -> bool:
 
 
 def main() -> int:
+    try:
+        return demo()
+    except DevkitError as e:  # this machine lacks something the demo needs: say what
+        print(f"demo: {e.diagnostics()}", file=sys.stderr)
+        return 1
+
+
+def demo() -> int:
     started = time.monotonic()
     if WORK.exists():
         shutil.rmtree(WORK)
     WORK.mkdir()
     ensure_qemu_aarch64()
-    source = RegistryServer(WORK / "registry", kind="plain")
-    mirror = RegistryServer(WORK / "mirror", kind="plain")
+    source = RegistryServer(WORK / "registry")
+    mirror = RegistryServer(WORK / "mirror")
     receiver = WebhookReceiver()
     try:
         source.start()

@@ -1,5 +1,8 @@
 """Test infrastructure: real registries, a token server, a fault-injecting proxy, OCI layouts.
 
+The parts the demo needs too (the plain loopback registry, the webhook receiver, the busybox
+base image) live in :mod:`acr_ci.devkit`; the modules here re-use and extend them.
+
 Import from here (``from tests.support import RegistryServer, FaultProxy, make_layout``);
 the pytest fixtures that wrap these live in ``tests/conftest.py``.
 """

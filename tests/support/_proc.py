@@ -1,16 +1,21 @@
-"""Small helpers shared by the test servers: free ports, CI detection, skip-or-fail."""
+"""Small helpers shared by the test servers: CI detection, skip-or-fail.
+
+``free_port`` and ``registry_binary`` come from :mod:`acr_ci.devkit.registry`; here a
+missing registry binary is a skip locally and a failure under CI.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 from typing import NoReturn
 
 import pytest
 
-REGISTRY_BINARY = "/usr/bin/docker-registry"
-"""Debian's ``docker-registry`` (distribution 2.8); override with ``ACR_CI_TEST_REGISTRY_BIN``."""
+from acr_ci.devkit import DevkitError
+from acr_ci.devkit import registry as _devkit_registry
+from acr_ci.devkit.registry import REGISTRY_BINARY, free_port
+
+__all__ = ["REGISTRY_BINARY", "free_port", "in_ci", "registry_binary", "skip_or_fail"]
 
 
 def in_ci() -> bool:
@@ -26,21 +31,14 @@ def skip_or_fail(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def skip_or_fail_on(error: DevkitError) -> NoReturn:
+    """:func:`skip_or_fail` with what the devkit found missing and how to fix it."""
+    skip_or_fail(f"{error.message}: {error.hint}" if error.hint else error.message)
+
+
 def registry_binary() -> str:
     """The path of the registry binary, or skip/fail (see :func:`skip_or_fail`) when missing."""
-    path = os.environ.get("ACR_CI_TEST_REGISTRY_BIN", REGISTRY_BINARY)
-    found = shutil.which(path)
-    if found is None:
-        skip_or_fail(
-            f"registry binary {path!r} not found: install Debian's docker-registry package "
-            "(apt-get install docker-registry) or set ACR_CI_TEST_REGISTRY_BIN"
-        )
-    return found
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (callers retry on bind conflicts)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    try:
+        return _devkit_registry.registry_binary()
+    except DevkitError as e:
+        skip_or_fail_on(e)

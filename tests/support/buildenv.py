@@ -1,232 +1,69 @@
 """What real multi-arch builds need in tests: qemu in binfmt_misc, buildah, a busybox base image.
 
-* :func:`ensure_qemu_aarch64` registers ``qemu-aarch64`` (from Debian's
-  ``qemu-user-static``, ``/usr/lib/binfmt.d/qemu-aarch64.conf``) in
-  ``/proc/sys/fs/binfmt_misc`` when it is not registered yet (needs root and a mounted
-  binfmt_misc).
-* :func:`busybox_binaries` finds Debian's ``busybox-static`` for amd64 (installed:
-  ``/bin/busybox``) and arm64 (a ``.deb`` fetched with ``apt-get download
-  busybox-static:arm64`` after ``dpkg --add-architecture arm64 && apt-get update``,
-  then unpacked with ``dpkg-deb -x``).
-* :func:`write_busybox_layout` assembles a two-platform OCI image layout (index → one
-  manifest per platform, one layer each: ``/bin/busybox`` plus its applet symlinks) in
-  Python; :func:`push_layout_with_skopeo` puts it into a registry (skopeo is the
-  reference tool here, so the fixture does not depend on the code under test).
-
-Everything that cannot be done explains itself through :func:`skip_or_fail`: a skip
-locally, a failure under ``CI``.
+The base image itself (Debian's ``busybox-static`` for amd64 and arm64, as an OCI layout)
+and qemu's binfmt entry come from :mod:`acr_ci.devkit.baseimage`, which the demo uses too.
+Here they are wrapped for pytest: :func:`ensure_qemu_aarch64` and :func:`busybox_binaries`
+explain what is missing through :func:`skip_or_fail` (a skip locally, a failure under
+``CI``); :func:`push_layout_with_skopeo` puts a layout into a registry (skopeo is the
+reference tool here, so the fixture does not depend on the code under test); the
+fixtures give each session a private buildah storage and a base image in a registry.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
-import json
 import os
 import shutil
 import subprocess
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.support._proc import skip_or_fail
+from tests.support._proc import skip_or_fail, skip_or_fail_on
 from tests.support.registry import RegistryServer
 
-BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
-QEMU_AARCH64_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
-AMD64_BUSYBOX = Path("/bin/busybox")
-ARM64_DEB_ENV = "ACR_CI_TEST_BUSYBOX_ARM64_DEB"
-"""Path of a ``busybox-static_*_arm64.deb`` to use instead of downloading one."""
+from acr_ci import devkit
+from acr_ci.devkit import DevkitError
+from acr_ci.devkit import baseimage as _baseimage
+from acr_ci.devkit.baseimage import BaseLayout, write_busybox_layout
 
-PLATFORMS = {"amd64": ("linux", "amd64"), "arm64": ("linux", "arm64")}
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+__all__ = [
+    "BaseImage",
+    "BaseLayout",
+    "buildah_env",
+    "buildah_storage",
+    "busybox_base",
+    "busybox_binaries",
+    "ensure_qemu_aarch64",
+    "push_layout_with_skopeo",
+    "qemu_arm64",
+    "require_tool",
+    "write_busybox_layout",
+]
 
 
 def require_tool(name: str, package: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        skip_or_fail(f"{name!r} not found: apt-get install {package}")
-    return found
+    """:func:`acr_ci.devkit.require_tool`, or skip/fail."""
+    try:
+        return devkit.require_tool(name, package)
+    except DevkitError as e:
+        skip_or_fail_on(e)
 
 
 def ensure_qemu_aarch64() -> None:
-    """Make sure arm64 binaries run here through qemu (register the binfmt entry if needed)."""
-    entry = BINFMT_DIR / "qemu-aarch64"
-    if entry.exists():
-        if entry.read_text().splitlines()[0].strip() != "enabled":
-            skip_or_fail(f"{entry} is registered but disabled: echo 1 > {entry}")
-        return
-    if not (BINFMT_DIR / "register").exists():
-        skip_or_fail(
-            f"binfmt_misc is not mounted at {BINFMT_DIR}: "
-            f"mount -t binfmt_misc binfmt_misc {BINFMT_DIR} (needs root)"
-        )
-    if not QEMU_AARCH64_CONF.exists():
-        skip_or_fail(f"{QEMU_AARCH64_CONF} missing: apt-get install qemu-user-static")
-    line = next(
-        (
-            raw.strip()
-            for raw in QEMU_AARCH64_CONF.read_text().splitlines()
-            if raw.strip() and not raw.startswith("#")
-        ),
-        "",
-    )
+    """:func:`acr_ci.devkit.baseimage.ensure_qemu_aarch64`, or skip/fail."""
     try:
-        (BINFMT_DIR / "register").write_text(line)
-    except OSError as e:
-        if not entry.exists():  # another process may have registered it meanwhile
-            skip_or_fail(f"cannot register qemu-aarch64 in binfmt_misc ({e}); run as root")
+        _baseimage.ensure_qemu_aarch64()
+    except DevkitError as e:
+        skip_or_fail_on(e)
 
 
 def busybox_binaries(workdir: Path) -> dict[str, Path]:
-    """``{"amd64": path, "arm64": path}`` of static busybox binaries (see the module doc)."""
-    if not AMD64_BUSYBOX.exists():
-        skip_or_fail(f"{AMD64_BUSYBOX} missing: apt-get install busybox-static")
-    deb = _arm64_deb(workdir)
-    target = workdir / "busybox-arm64"
-    if not (target / "bin" / "busybox").exists():
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(target)], check=True)
-    return {"amd64": AMD64_BUSYBOX, "arm64": target / "bin" / "busybox"}
-
-
-def _arm64_deb(workdir: Path) -> Path:
-    given = os.environ.get(ARM64_DEB_ENV)
-    if given:
-        if not Path(given).is_file():
-            skip_or_fail(f"${ARM64_DEB_ENV} names {given!r}, which is not a file")
-        return Path(given)
-    download = workdir / "deb"
-    download.mkdir(parents=True, exist_ok=True)
-    found = sorted(download.glob("busybox-static_*_arm64.deb"))
-    if not found:
-        require_tool("apt-get", "apt")
-        proc = subprocess.run(
-            ["apt-get", "download", "busybox-static:arm64"],
-            cwd=download,
-            capture_output=True,
-            text=True,
-        )
-        found = sorted(download.glob("busybox-static_*_arm64.deb"))
-        if proc.returncode != 0 or not found:
-            skip_or_fail(
-                "cannot download busybox-static:arm64 "
-                f"({proc.stderr.strip().splitlines()[-1:] or proc.returncode}): run "
-                "`dpkg --add-architecture arm64 && apt-get update` first, or set "
-                f"${ARM64_DEB_ENV} to a downloaded .deb"
-            )
-    return found[0]
-
-
-def _applets() -> list[str]:
-    out = subprocess.run(
-        [str(AMD64_BUSYBOX), "--list"], capture_output=True, text=True, check=True
-    ).stdout
-    return sorted({a for a in out.split() if a and a != "busybox" and "/" not in a})
-
-
-@dataclass(frozen=True)
-class BaseLayout:
-    """A busybox OCI layout written by :func:`write_busybox_layout`."""
-
-    path: Path
-    index_digest: str
-    manifests: dict[str, str]
-    """arch → manifest digest."""
-
-
-def _blob(root: Path, data: bytes) -> tuple[str, int]:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    path = root / "blobs" / "sha256" / digest.split(":", 1)[1]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return digest, len(data)
-
-
-def _rootfs_tar(busybox: Path, applets: list[str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-
-        def add_dir(name: str, mode: int = 0o755) -> None:
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.DIRTYPE
-            info.mode = mode
-            tar.addfile(info)
-
-        for d in ("bin", "etc", "usr", "usr/local", "usr/local/bin", "root", "var"):
-            add_dir(d)
-        add_dir("tmp", 0o1777)
-        data = busybox.read_bytes()
-        info = tarfile.TarInfo("bin/busybox")
-        info.mode = 0o755
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-        for applet in applets:
-            link = tarfile.TarInfo(f"bin/{applet}")
-            link.type = tarfile.SYMTYPE
-            link.linkname = "busybox"
-            link.mode = 0o777
-            tar.addfile(link)
-        passwd = b"root:x:0:0:root:/root:/bin/sh\n"
-        info = tarfile.TarInfo("etc/passwd")
-        info.mode = 0o644
-        info.size = len(passwd)
-        tar.addfile(info, io.BytesIO(passwd))
-    return buf.getvalue()
-
-
-def write_busybox_layout(
-    path: Path, binaries: dict[str, Path], applets: list[str] | None = None
-) -> BaseLayout:
-    """A busybox image (one manifest per entry of ``binaries``) as an OCI layout at ``path``
-    (reproducible: mtimes 0). ``applets`` default to what the amd64 busybox lists."""
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    applets = _applets() if applets is None else applets
-    descriptors: list[dict[str, object]] = []
-    manifests: dict[str, str] = {}
-    for arch, busybox in sorted(binaries.items()):
-        os_name, oci_arch = PLATFORMS[arch]
-        raw = _rootfs_tar(busybox, applets)
-        diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
-        layer_digest, layer_size = _blob(path, gzip.compress(raw, mtime=0))
-        config = {
-            "architecture": oci_arch,
-            "os": os_name,
-            "config": {"Env": ["PATH=/usr/local/bin:/bin"], "Cmd": ["sh"]},
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            "history": [{"created_by": "acr-ci tests: busybox-static from Debian"}],
-        }
-        config_digest, config_size = _blob(path, json.dumps(config).encode())
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
-            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": layer_size}],
-        }
-        m_digest, m_size = _blob(path, json.dumps(manifest).encode())
-        manifests[arch] = m_digest
-        descriptors.append(
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": m_digest,
-                "size": m_size,
-                "platform": {"architecture": oci_arch, "os": os_name},
-            }
-        )
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
-    i_digest, i_size = _blob(path, json.dumps(index).encode())
-    top = {
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": OCI_INDEX, "digest": i_digest, "size": i_size}],
-    }
-    (path / "index.json").write_text(json.dumps(top))
-    return BaseLayout(path=path, index_digest=i_digest, manifests=manifests)
+    """:func:`acr_ci.devkit.baseimage.busybox_binaries`, or skip/fail."""
+    try:
+        return _baseimage.busybox_binaries(workdir)
+    except DevkitError as e:
+        skip_or_fail_on(e)
 
 
 def push_layout_with_skopeo(layout: Path, dest: str) -> None:
@@ -281,10 +118,7 @@ def buildah_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("buildah-storage")
     conf = root / "storage.conf"
     conf.write_text(
-        "[storage]\n"
-        'driver = "vfs"\n'
-        f'graphroot = "{root / "graph"}"\n'
-        f'runroot = "{root / "run"}"\n'
+        f'[storage]\ndriver = "vfs"\ngraphroot = "{root / "graph"}"\nrunroot = "{root / "run"}"\n'
     )
     yield conf
     subprocess.run(
@@ -306,9 +140,7 @@ def buildah_env(buildah_storage: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def busybox_base(
-    tmp_path_factory: pytest.TempPathFactory, qemu_arm64: None
-) -> Iterator[BaseImage]:
+def busybox_base(tmp_path_factory: pytest.TempPathFactory, qemu_arm64: None) -> Iterator[BaseImage]:
     """A linux/amd64 + linux/arm64 busybox image pushed to a session-scoped registry."""
     work = tmp_path_factory.mktemp("busybox-base")
     binaries = busybox_binaries(work)

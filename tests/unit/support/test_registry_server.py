@@ -145,7 +145,7 @@ def test_bind_conflict_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     taken.listen(1)
     ports = iter([taken.getsockname()[1]])
     monkeypatch.setattr(
-        "tests.support.registry.free_port", lambda: next(ports, None) or free_port()
+        "acr_ci.devkit.registry.free_port", lambda: next(ports, None) or free_port()
     )
     try:
         with RegistryServer(tmp_path / "r") as server:
