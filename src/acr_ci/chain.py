@@ -414,6 +414,7 @@ class Chain:
         if cfg is None:
             image.add(StepRecord.skipped("scan", "no scan: section in the config", at=started))
             return
+        from acr_ci.registry.reference import Reference
         from acr_ci.scan.gate import GateError
         from acr_ci.scan.service import ScanRequest, run_scan
         from acr_ci.scan.settings import resolve_report_specs
@@ -421,7 +422,8 @@ class Chain:
         specs: tuple[str, ...] = ()
         if cfg.engine is ScanEngine.REPORT:
             specs = resolve_report_specs(cfg.report, Path(self.config.path).parent)
-        request = ScanRequest(image=f"{plan.image}@{image.digest}", config=cfg, reports=specs)
+        pushed = Reference.parse(plan.image, what="image").with_digest(image.digest)
+        request = ScanRequest(image=pushed, config=cfg, reports=specs)
         try:
             outcome = run_scan(
                 request, client=self.client, log=self.out, engine=self.parts.scan_engine
@@ -446,7 +448,7 @@ class Chain:
             return
         verdict = outcome.verdict
         detail: dict[str, Any] = {
-            "image": f"{plan.image}@{image.digest}",
+            "image": str(pushed),
             "scanner": outcome.context.scanner,
             "mode": str(cfg.mode),
             "counts": {str(s): n for s, n in sorted(verdict.counts.items(), reverse=True)},

@@ -62,8 +62,11 @@ def execute(opts: ScanOptions) -> int:
     specs = report_specs(opts.overrides, cfg, scan)
     if opts.image is None and not specs:
         raise UsageError("name the image to scan: acr-ci scan IMAGE[:TAG|@DIGEST]")
+    from acr_ci.registry.reference import Reference
+
+    image = Reference.parse(opts.image, what="image") if opts.image is not None else None
     request = ScanRequest(
-        image=opts.image,
+        image=image,
         config=scan,
         reports=specs,
         report_format=ReportFormat(opts.report_format) if opts.report_format else None,
@@ -74,9 +77,6 @@ def execute(opts: ScanOptions) -> int:
     )
     client: Client | None = None
     if opts.image is not None:
-        from acr_ci.registry.reference import Reference
-
-        Reference.parse(opts.image, what="image")  # a bad image is a usage error, first
         images = (opts.image, *((scan.on_block.backup,) if scan.on_block.backup else ()))
         if cfg is not None:
             client = config_client(cfg, opts.access, images=images)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from acr_ci.errors import EXIT_USAGE, ConfigError, UsageError
+from acr_ci.errors import EXIT_USAGE, AcrError, ConfigError, UsageError
 from acr_ci.platforms import outputs
 from acr_ci.platforms.outputs import Annotation, Level, OutputSink, Results
 from acr_ci.record import DEFAULT_PATH as DEFAULT_RECORD
@@ -242,7 +242,7 @@ def _config_problems(inputs: Inputs) -> tuple[Annotation, ...]:
         config_mod.load(path)
     except ConfigError as e:
         return outputs.config_annotations(e)
-    except Exception:  # the command already reported it
+    except AcrError:  # not a config problem: the command already reported it
         return ()
     return ()
 

@@ -40,8 +40,8 @@ ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
 class ScanRequest:
     """Everything one ``acr-ci scan`` needs, already validated and merged from config and flags."""
 
-    image: str | None
-    """``IMAGE[:TAG][@DIGEST]`` as given; None only with report files (then no gate)."""
+    image: Reference | None
+    """The image (by tag, or pinned to a digest); None only with report files (then no gate)."""
     config: ScanConfig
     """The effective scan settings (engine, reports, mode, policy, on_block)."""
     reports: tuple[str, ...] = ()
@@ -84,9 +84,8 @@ def engine_for(choice: EngineChoice) -> ScanEngine | None:
     assert_never(choice)
 
 
-def resolve_image(client: Client, text: str) -> Reference:
-    """``IMAGE[:TAG][@DIGEST]`` → a reference pinned to a digest (a tag is resolved now)."""
-    ref = Reference.parse(text, what="image")
+def resolve_image(client: Client, ref: Reference) -> Reference:
+    """``ref`` pinned to a digest (a tag is resolved now)."""
     if ref.digest:
         return ref
     return ref.with_digest(client.resolve(ref).digest)
