@@ -46,7 +46,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from acr_ci.config.model import Config, ScanEngine, ScanMode
+from acr_ci.errors import EXPECTED_ERRORS as EXPECTED
 from acr_ci.errors import AcrError
+from acr_ci.errors import reason as error_reason
 from acr_ci.models import BuildPlan, RefContext
 from acr_ci.record import ImageRecord, RunRecord, Status, StepRecord
 
@@ -64,19 +66,6 @@ Clock = Callable[[], datetime]
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-EXPECTED = (AcrError, OSError)
-"""What a step may fail with and be recorded as failed: acr-ci's own errors (registry,
-network, builder, config, scanner) and file-system errors. Anything else is a bug and
-reaches the top-level handler."""
-
-
-def _reason(e: AcrError | OSError) -> str:
-    if isinstance(e, AcrError):
-        return e.message
-    where = f": {e.filename}" if e.filename else ""
-    return f"{e.strerror or type(e).__name__}{where}"
 
 
 class Stop(enum.StrEnum):
@@ -248,12 +237,12 @@ class Chain:
             detail=detail or {},
         )
 
-    def _failed(self, image: _Image, step: str, started: datetime, e: AcrError | OSError) -> None:
+    def _failed(self, image: _Image, step: str, started: datetime, e: Exception) -> None:
         """Record ``step`` of ``image`` as failed with ``e`` (or raise it, failing fast)."""
         if self.parts.fail_fast:
             raise e
         log.debug("%s of %s failed", step, image.plan.rule, exc_info=True)
-        reason = _reason(e)
+        reason = error_reason(e)
         self.say(image.plan, f"{step} failed: {reason}")
         image.add(self._step(step, started, Status.FAILED, reason=reason))
 
@@ -275,7 +264,7 @@ class Chain:
             except AcrError as e:
                 if self.parts.fail_fast:
                     raise
-                builder_error = _reason(e)
+                builder_error = error_reason(e)
         for image in images:
             self.build(image, builder, builder_error)
         if self.parts.stop is not Stop.BUILD:
@@ -442,7 +431,7 @@ class Chain:
             return
         except EXPECTED as e:
             log.debug("scan of %s failed", plan.rule, exc_info=True)
-            reason = _reason(e)
+            reason = error_reason(e)
             self.say(plan, f"scan failed: {reason}")
             image.add(self._step("scan", started, Status.FAILED, reason=reason))
             return
@@ -497,7 +486,7 @@ class Chain:
                 self.client, rules, Reference.parse(plan.image), image.digest, plan.tags
             )
         except EXPECTED as e:  # sync_image reports per destination; this is a last guard
-            reason = _reason(e)
+            reason = error_reason(e)
             for rule in rules:
                 image.add(
                     StepRecord(
@@ -561,7 +550,6 @@ def run_chain(config: Config, ref: RefContext, parts: ChainParts) -> RunRecord:
 
 
 __all__ = [
-    "EXPECTED",
     "Chain",
     "ChainParts",
     "ChainResult",

@@ -133,3 +133,21 @@ class ImmutableTagError(RegistryError):
 
 class OutputError(AcrError):
     """An output file (run record, report, ``--output-json``) could not be written. Exit 1."""
+
+
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (AcrError, OSError)
+"""What a stage that must go on (the chain's steps, one mirror, one trigger) records as a
+failure and survives: acr-ci's own errors (registry, network, builder, config, scanner)
+and OS/file-system errors (``requests``' exceptions are ``OSError`` too). Anything else is
+a bug: it reaches the top-level handler, which says so."""
+
+
+def reason(e: BaseException) -> str:
+    """A one-line reason for an expected error, for a record or a log line (never a
+    traceback, never an exception's own text for non-acr-ci errors: it may hold a URL)."""
+    if isinstance(e, AcrError):
+        return e.message
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where}"
+    return f"{type(e).__name__}"

@@ -32,7 +32,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from acr_ci.config.model import Config, SyncLevel, SyncRule
-from acr_ci.errors import AcrError, UnauthorizedError, UsageError
+from acr_ci.errors import EXPECTED_ERRORS, AcrError, UnauthorizedError, UsageError
+from acr_ci.errors import reason as error_reason
 from acr_ci.record import Status
 
 if TYPE_CHECKING:
@@ -158,12 +159,6 @@ def insecure_hosts(config: Config) -> list[str]:
     return hosts
 
 
-def _reason(e: BaseException) -> str:
-    if isinstance(e, AcrError):
-        return e.message
-    return f"unexpected error ({type(e).__name__})"
-
-
 # -- syncing ---------------------------------------------------------------------------
 
 
@@ -211,8 +206,8 @@ def _sync_one(
                 done[tag] = TagSync(tag, digest, Status.SKIPPED, "already present with this digest")
                 continue
             groups.setdefault(digest, []).append(tag)
-    except Exception as e:  # the destination cannot even be asked: fail it whole
-        failure = _reason(e)
+    except EXPECTED_ERRORS as e:  # the destination cannot even be asked: fail it whole
+        failure = error_reason(e)
         groups = {}
         for tag in wanted:
             done.setdefault(tag, TagSync(tag, tag_digests[tag], Status.FAILED, failure))
@@ -225,8 +220,8 @@ def _sync_one(
             result = client.copy(
                 source.with_tag(None).with_digest(digest), dst, tags, referrers=True
             )
-        except Exception as e:
-            reason = _reason(e)
+        except EXPECTED_ERRORS as e:
+            reason = error_reason(e)
             log.info("sync %s: %s <- %s failed: %s", rule.name, dst, digest, reason)
             for tag in tags:
                 done[tag] = TagSync(tag, digest, Status.FAILED, reason)
@@ -280,9 +275,9 @@ def sync_tags(
     def one(rule: SyncRule) -> SyncResult:
         try:
             return _sync_one(client, rule, source, tag_digests, skip_present=skip_present)
-        except Exception as e:  # pragma: no cover - _sync_one catches what it can
+        except EXPECTED_ERRORS as e:  # _sync_one catches what it can; this is a last guard
             now = datetime.now(UTC)
-            return SyncResult(rule.name, rule.to, Status.FAILED, now, now, reason=_reason(e))
+            return SyncResult(rule.name, rule.to, Status.FAILED, now, now, reason=error_reason(e))
 
     with ThreadPoolExecutor(
         max_workers=min(MAX_PARALLEL, len(rules)), thread_name_prefix="acr-ci-sync"

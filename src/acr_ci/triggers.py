@@ -72,7 +72,8 @@ from urllib.parse import urlsplit
 
 from acr_ci import __version__
 from acr_ci.config.model import DEFAULT_TIMEZONE, Config, Trigger, TriggerOn
-from acr_ci.errors import AcrError, UsageError
+from acr_ci.errors import EXPECTED_ERRORS, UsageError
+from acr_ci.errors import reason as error_reason
 from acr_ci.record import Status
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class _HideRequestTargets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             text = record.getMessage()
-        except Exception:  # a malformed record: drop it rather than risk a leak
+        except Exception:  # catch-all: a log filter must survive any record; drop it, never leak
             return False
         hidden = self._TARGET.sub(r'"\1 (path hidden) \2"', text)
         if hidden != text:
@@ -488,11 +489,9 @@ class Sender:
         started = datetime.now(UTC)
         try:
             return self._run(trigger, image, tz, started)
-        except Exception as e:
+        except EXPECTED_ERRORS as e:
             log.debug("trigger %s failed: %s", trigger.name, type(e).__name__)
-            reason = (
-                e.message if isinstance(e, AcrError) else f"unexpected error ({type(e).__name__})"
-            )
+            reason = error_reason(e)
             return TriggerResult(
                 name=trigger.name,
                 target=origin(trigger.url),
