@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from acr_ci.config.model import Config, ScanEngine, ScanMode
 from acr_ci.errors import AcrError
-from acr_ci.models import BuildPlan, RefContext
-from acr_ci.record import ImageRecord, RunRecord, Status, StepRecord
+from acr_ci.models import BuildPlan, RefContext, Status
+from acr_ci.record import ImageRecord, RunRecord, StepRecord
 
 if TYPE_CHECKING:
     from acr_ci.build import Builder, BuildResult

@@ -24,7 +24,6 @@ No secret reaches the record: steps carry names, digests and redacted targets on
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import re
@@ -39,7 +38,7 @@ from typing import Any
 
 from acr_ci import __version__
 from acr_ci.errors import EXIT_BLOCKED, EXIT_FAILED, EXIT_OK, AcrError, UsageError
-from acr_ci.models import BuildPlan, RefContext
+from acr_ci.models import BuildPlan, RefContext, Status
 
 DEFAULT_PATH = "acr-ci-record.json"
 RECORD_KIND = "acr-ci/run-record"
@@ -47,17 +46,6 @@ RECORD_VERSION = 1
 STEP_NAMES = ("build", "push", "scan", "sync", "trigger")
 
 _URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)://(?:[^/\s?#@'\"]*@)?([^/\s?#'\"]*)[^\s'\"]*")
-
-
-class Status(enum.StrEnum):
-    """The outcome of one step (and, summed up, of an image and a run)."""
-
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    BLOCKED = "blocked"
-    """The scan gate refused the image (scan step only)."""
-    SKIPPED = "skipped"
-    """Not run: not configured, nothing selected, or an earlier step of the image failed."""
 
 
 def redact(value: Any) -> Any:

@@ -73,7 +73,7 @@ from urllib.parse import urlsplit
 from acr_ci import __version__
 from acr_ci.config.model import DEFAULT_TIMEZONE, Config, Trigger, TriggerOn
 from acr_ci.errors import AcrError, UsageError
-from acr_ci.record import Status
+from acr_ci.models import Status
 
 if TYPE_CHECKING:
     import requests
