@@ -18,9 +18,15 @@ from acr_ci.errors import OutputError
 
 
 def write_text(
-    path: str | os.PathLike[str], text: str, *, what: str, hint: str | None = None
+    path: str | os.PathLike[str],
+    text: str,
+    *,
+    what: str,
+    hint: str | None = None,
+    message: str | None = None,
 ) -> Path:
-    """Write ``text`` to ``path`` atomically; :class:`OutputError` naming ``what`` if it fails."""
+    """Write ``text`` to ``path`` atomically; :class:`OutputError` naming ``what`` if it fails
+    (``message``, when given, replaces ``"WHAT PATH: cannot write"`` before the OS's reason)."""
     target = Path(path)
     tmp: str | None = None
     try:
@@ -31,9 +37,8 @@ def write_text(
         os.replace(tmp, target)
         tmp = None
     except OSError as e:
-        raise OutputError(
-            f"{what} {target}: cannot write: {e.strerror or type(e).__name__}", hint
-        ) from None
+        first = message or f"{what} {target}: cannot write"
+        raise OutputError(f"{first}: {e.strerror or type(e).__name__}", hint) from None
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -41,8 +46,13 @@ def write_text(
 
 
 def write_json(
-    path: str | os.PathLike[str], doc: Mapping[str, Any], *, what: str, hint: str | None = None
+    path: str | os.PathLike[str],
+    doc: Mapping[str, Any],
+    *,
+    what: str,
+    hint: str | None = None,
+    message: str | None = None,
 ) -> Path:
     """Write ``doc`` as indented JSON (UTF-8, a final newline) to ``path`` atomically."""
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    return write_text(path, text, what=what, hint=hint)
+    return write_text(path, text, what=what, hint=hint, message=message)
