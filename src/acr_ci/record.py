@@ -15,6 +15,12 @@ shipped next to this module (:func:`schema`, :func:`validate`):
 * ``status`` and ``exit_code`` of the whole run (3 if any image was blocked, else 1 if any
   step failed, else 0).
 
+Each step's ``detail`` is typed (:data:`StepDetail`: :class:`BuildDetail`,
+:class:`PushDetail`, :class:`ScanDetail`, :class:`GateFailure`, :class:`SyncDetail`,
+:class:`TriggerDetail`, :class:`NoDetail`). :meth:`RunRecord.from_json` (and :func:`read`
+for a file) turns a written record back into the typed one, validated by the schema;
+writing it again gives the same document.
+
 :func:`summary_markdown` renders the short human summary (a Markdown table) that the CLI
 prints and the CI front ends put in their step summaries.
 
