@@ -43,14 +43,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from acr_ci.config.model import Config, ScanEngine, ScanMode
 from acr_ci.errors import EXPECTED_ERRORS as EXPECTED
 from acr_ci.errors import AcrError
 from acr_ci.errors import reason as error_reason
-from acr_ci.models import BuildPlan, RefContext
-from acr_ci.record import ImageRecord, RunRecord, Status, StepRecord
+from acr_ci.models import BuildPlan, RefContext, Status
+from acr_ci.record import (
+    BuildDetail,
+    GateFailure,
+    ImageRecord,
+    NoDetail,
+    PushDetail,
+    RunRecord,
+    ScanDetail,
+    StepDetail,
+    StepRecord,
+    SyncDetail,
+    TriggerDetail,
+)
 
 if TYPE_CHECKING:
     from acr_ci.build import Builder, BuildResult
@@ -91,20 +103,12 @@ def sync_step(result: SyncResult) -> StepRecord:
         started=result.started,
         finished=result.finished,
         reason=result.reason,
-        detail=result.detail()
-        if result.status is not Status.SKIPPED
-        else {"destination": result.destination},
+        detail=SyncDetail.of(result),
     )
 
 
 def trigger_step(result: TriggerResult) -> StepRecord:
     """One trigger as a record step."""
-    detail: dict[str, Any] = {"target": result.target}
-    if result.status is not Status.SKIPPED:
-        detail.update(
-            http_status=result.http_status,
-            deliveries=[d.to_json() for d in result.deliveries],
-        )
     return StepRecord(
         step="trigger",
         name=result.name,
@@ -112,7 +116,7 @@ def trigger_step(result: TriggerResult) -> StepRecord:
         started=result.started,
         finished=result.finished,
         reason=result.reason,
-        detail=detail,
+        detail=TriggerDetail.of(result),
     )
 
 
@@ -226,7 +230,7 @@ class Chain:
         status: Status,
         *,
         reason: str | None = None,
-        detail: dict[str, Any] | None = None,
+        detail: StepDetail | None = None,
     ) -> StepRecord:
         return StepRecord(
             step=name,
@@ -234,7 +238,7 @@ class Chain:
             started=started,
             finished=self.clock(),
             reason=reason,
-            detail=detail or {},
+            detail=detail if detail is not None else NoDetail(),
         )
 
     def _failed(self, image: _Image, step: str, started: datetime, e: Exception) -> None:
@@ -331,12 +335,12 @@ class Chain:
                 "build",
                 started,
                 Status.SUCCEEDED,
-                detail={
-                    "builder": result.builder,
-                    "digest": result.index_digest,
-                    "platforms": dict(result.platforms),
-                    "seconds": round(result.seconds, 3),
-                },
+                detail=BuildDetail(
+                    builder=result.builder,
+                    digest=result.index_digest,
+                    platforms=result.platforms,
+                    seconds=result.seconds,
+                ),
             )
         )
         self.say(plan, f"built {result.index_digest}")
@@ -382,14 +386,14 @@ class Chain:
                 "push",
                 started,
                 Status.SUCCEEDED,
-                detail={
-                    "digest": result.digest,
-                    "tags": list(plan.tags),
-                    "images": [f"{plan.image}:{t}" for t in plan.tags],
-                    "bytes_sent": result.bytes_sent,
-                    "blobs_copied": result.blobs_copied,
-                    "blobs_skipped": result.blobs_skipped,
-                },
+                detail=PushDetail(
+                    digest=result.digest,
+                    tags=plan.tags,
+                    images=tuple(f"{plan.image}:{t}" for t in plan.tags),
+                    bytes_sent=result.bytes_sent,
+                    blobs_copied=result.blobs_copied,
+                    blobs_skipped=result.blobs_skipped,
+                ),
             )
         )
         self.say(plan, f"pushed {plan.image}@{result.digest} as {', '.join(plan.tags)}")
@@ -425,7 +429,7 @@ class Chain:
                     started,
                     Status.BLOCKED,
                     reason=f"blocked; the gate failed: {e.message}",
-                    detail={"gate": {"error": e.message}},
+                    detail=GateFailure(e.message),
                 )
             )
             return
@@ -436,19 +440,18 @@ class Chain:
             image.add(self._step("scan", started, Status.FAILED, reason=reason))
             return
         verdict = outcome.verdict
-        detail: dict[str, Any] = {
-            "image": str(pushed),
-            "scanner": outcome.context.scanner,
-            "mode": str(cfg.mode),
-            "counts": {str(s): n for s, n in sorted(verdict.counts.items(), reverse=True)},
-            "findings": verdict.findings,
-            "vulnerabilities": len(verdict.vulnerabilities),
-            "blocking": [v.id for v in verdict.blocking_vulnerabilities],
-            "would_block": verdict.blocked,
-            "verdict": verdict.reason,
-        }
-        if outcome.gate is not None:
-            detail["gate"] = outcome.gate.to_json()
+        detail = ScanDetail(
+            image=str(pushed),
+            scanner=outcome.context.scanner,
+            mode=cfg.mode,
+            counts={str(s): n for s, n in sorted(verdict.counts.items(), reverse=True)},
+            findings=verdict.findings,
+            vulnerabilities=len(verdict.vulnerabilities),
+            blocking=tuple(v.id for v in verdict.blocking_vulnerabilities),
+            would_block=verdict.blocked,
+            verdict=verdict.reason,
+            gate=outcome.gate,
+        )
         if outcome.enforced_block:
             self.say(plan, f"scan gate: {verdict.reason}")
             image.add(
@@ -473,7 +476,7 @@ class Chain:
                         image.stop or "not pushed",
                         name=rule.name,
                         at=at,
-                        detail={"destination": rule.to},
+                        detail=SyncDetail(rule.to),
                     )
                 )
             return
@@ -496,7 +499,7 @@ class Chain:
                         started=started,
                         finished=self.clock(),
                         reason=reason,
-                        detail={"destination": rule.to, "tags": []},
+                        detail=SyncDetail(rule.to, tags=()),
                     )
                 )
             return
@@ -523,7 +526,7 @@ class Chain:
                         image.stop or "not pushed",
                         name=t.name,
                         at=at,
-                        detail={"target": origin(t.url)},
+                        detail=TriggerDetail(origin(t.url)),
                     )
                 )
             return

@@ -24,9 +24,11 @@ def write_text(
     what: str,
     hint: str | None = None,
     parents: bool = False,
+    message: str | None = None,
 ) -> Path:
-    """Write ``text`` to ``path`` atomically; :class:`OutputError` naming ``what`` if it
-    fails. ``parents``: create missing folders first (otherwise a missing folder fails)."""
+    """Write ``text`` to ``path`` atomically; :class:`OutputError` naming ``what`` if it fails
+    (``message``, when given, replaces ``"WHAT PATH: cannot write"`` before the OS's reason).
+    ``parents``: create missing folders first (otherwise a missing folder fails)."""
     target = Path(path)
     tmp: str | None = None
     try:
@@ -38,9 +40,8 @@ def write_text(
         os.replace(tmp, target)
         tmp = None
     except OSError as e:
-        raise OutputError(
-            f"{what} {target}: cannot write: {e.strerror or type(e).__name__}", hint
-        ) from None
+        first = message or f"{what} {target}: cannot write"
+        raise OutputError(f"{first}: {e.strerror or type(e).__name__}", hint) from None
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -54,7 +55,8 @@ def write_json(
     what: str,
     hint: str | None = None,
     parents: bool = False,
+    message: str | None = None,
 ) -> Path:
     """Write ``doc`` as indented JSON (UTF-8, a final newline) to ``path`` atomically."""
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    return write_text(path, text, what=what, hint=hint, parents=parents)
+    return write_text(path, text, what=what, hint=hint, parents=parents, message=message)

@@ -13,6 +13,17 @@ from datetime import datetime
 from types import MappingProxyType
 
 
+class Status(enum.StrEnum):
+    """The outcome of one step of the chain (and, summed up, of an image and a run)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    """The scan gate refused the image (scan step only)."""
+    SKIPPED = "skipped"
+    """Not run: not configured, nothing selected, or an earlier step of the image failed."""
+
+
 class RefType(enum.StrEnum):
     """What kind of git ref a push was to."""
 

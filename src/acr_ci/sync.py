@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from acr_ci.config.model import Config, SyncLevel, SyncRule
 from acr_ci.errors import EXPECTED_ERRORS, AcrError, UnauthorizedError, UsageError
 from acr_ci.errors import reason as error_reason
-from acr_ci.record import Status
+from acr_ci.models import Status
 
 if TYPE_CHECKING:
     from acr_ci.registry.client import Client

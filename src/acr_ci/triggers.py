@@ -74,7 +74,7 @@ from acr_ci import __version__
 from acr_ci.config.model import DEFAULT_TIMEZONE, Config, Trigger, TriggerOn
 from acr_ci.errors import EXPECTED_ERRORS, UsageError
 from acr_ci.errors import reason as error_reason
-from acr_ci.record import Status
+from acr_ci.models import Status
 
 if TYPE_CHECKING:
     import requests

@@ -162,6 +162,13 @@ def validate_file(path: Path) -> dict[str, object]:
     return doc
 
 
+def assert_round_trip(path: Path) -> None:
+    """A written record reads back (validated) into a typed record that writes the same JSON."""
+    doc = json.loads(path.read_text())
+    assert RunRecord.from_json(doc).to_json() == doc
+    assert record_mod.read(path).to_json() == doc
+
+
 # -- the tests ------------------------------------------------------------------------------
 
 
@@ -244,6 +251,7 @@ triggers:
     }
     path = record_mod.write(record, tmp_path / "record.json")
     doc = validate_file(path)
+    assert_round_trip(path)
     text = path.read_text()
     assert "SECRET" not in text and SECRET not in text and basic.password not in text
     assert doc["exit_code"] == 0
@@ -297,6 +305,7 @@ triggers:
     assert [r.json()["push_data"]["tag"] for r in receiver.requests] == ["good-1"]
     assert digest_at(mirror, "m/gate", "good-1") == good.index_digest
     validate_file(record_mod.write(record, tmp_path / "r.json"))
+    assert_round_trip(tmp_path / "r.json")
 
 
 def test_failed_steps_stop_their_own_image_only(
@@ -341,6 +350,7 @@ triggers:
     assert digest_at(registry, "team/imm", "v11") is None
     assert [r.json()["push_data"]["tag"] for r in receiver.requests] == ["v10"]
     doc = validate_file(record_mod.write(record, tmp_path / "r.json"))
+    assert_round_trip(tmp_path / "r.json")
     scan = doc["images"][1]["steps"][2]  # type: ignore[index]
     assert scan["status"] == "skipped" and "no scan: section" in scan["reason"]
 
@@ -378,6 +388,7 @@ triggers:
     assert [r.json()["push_data"]["tag"] for r in receiver.requests] == ["v1"]
     path = record_mod.write(record, tmp_path / "r.json")
     validate_file(path)
+    assert_round_trip(path)
     everything = path.read_text() + log.getvalue() + caplog.text + record_mod.summary_markdown(record)
     assert "SECRET" not in everything
     assert receiver.origin in path.read_text()  # the target is recorded, as scheme://host:port
@@ -411,6 +422,7 @@ triggers:
     assert len(receiver.to("/ok")) == 1
     assert digest_at(registry, "team/hooks", "v1") == layout.index_digest
     doc = validate_file(record_mod.write(record, tmp_path / "r.json"))
+    assert_round_trip(tmp_path / "r.json")
     triggers = {s["name"]: s for s in doc["images"][0]["steps"] if s["step"] == "trigger"}  # type: ignore[index]
     assert triggers["flaky"]["detail"]["http_status"] == 500
     assert triggers["flaky"]["detail"]["deliveries"][0]["attempts"] == 4

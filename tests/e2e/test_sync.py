@@ -23,7 +23,7 @@ from tests.support.layout import Layout
 
 from acr_ci.config.model import SyncLevel, SyncRule
 from acr_ci.errors import UsageError
-from acr_ci.record import Status
+from acr_ci.models import Status
 from acr_ci.registry import Client, Reference, RetryPolicy
 from acr_ci.sync import backfill, destination, resolve_source, sync_image
 

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 from tests.frontends.frontend_support import read_github_outputs
+from tests.frontends.records import image, run_record, scan_detail, step
 
 from acr_ci.errors import ConfigError, ConfigProblem, UsageError
 from acr_ci.frontends import Inputs, expanded, invocation, parse_bool, parse_list
 from acr_ci.frontends import github as gh_frontend
 from acr_ci.frontends import gitlab as gl_frontend
 from acr_ci.frontends import tekton as tk_frontend
+from acr_ci.models import Status
 from acr_ci.platforms import outputs
 from acr_ci.platforms.outputs import Annotation, Level, Results
 from acr_ci.platforms.sinks import sink_for
@@ -30,20 +32,16 @@ from acr_ci.platforms.sinks.tekton import TektonSink
 D1 = "sha256:" + "a" * 64
 D2 = "sha256:" + "b" * 64
 
-RECORD = {
-    "status": "blocked",
-    "exit_code": 3,
-    "images": [
-        {"rule": "main", "image": "reg.example/team/app", "tags": ["latest", "abc123"], "digest": D1,
-         "steps": [{"step": "build", "status": "succeeded"},
-                   {"step": "scan", "status": "blocked", "reason": "blocked: 1 high",
-                    "detail": {"blocking": ["CVE-2024-3094"]}}]},
-        {"rule": "side", "image": "reg.example/team/side", "tags": ["v1"], "digest": D2,
-         "steps": [{"step": "sync", "name": "mirror", "status": "failed", "reason": "mirror down"}]},
-        {"rule": "never", "image": "reg.example/team/none", "tags": ["x"], "digest": None,
-         "steps": [{"step": "build", "status": "failed", "reason": "buildah exited 1"}]},
-    ],
-}
+RECORD = run_record(
+    image("main", "reg.example/team/app", ("latest", "abc123"), D1,
+          step("build", Status.SUCCEEDED),
+          step("scan", Status.BLOCKED, reason="blocked: 1 high",
+               detail=scan_detail(f"reg.example/team/app@{D1}", blocking=("CVE-2024-3094",)))),
+    image("side", "reg.example/team/side", ("v1",), D2,
+          step("sync", Status.FAILED, name="mirror", reason="mirror down")),
+    image("never", "reg.example/team/none", ("x",), None,
+          step("build", Status.FAILED, reason="buildah exited 1")),
+)
 
 
 # -- results from what the commands wrote -----------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.frontends.records import image, run_record, step
 from tests.support._proc import skip_or_fail
 
 from acr_ci.errors import UsageError
@@ -27,22 +28,21 @@ from acr_ci.frontends.statuses import (
     post_gitlab,
     statuses_from_record,
 )
+from acr_ci.models import Status
+from acr_ci.record import TriggerDetail
 
 SHA = "3f1e9c2b7d4a5e6f8091a2b3c4d5e6f708192a3b"
 TOKEN = "ghp_test_token_0123456789"
 
-RECORD = {
-    "images": [
-        {"rule": "main", "image": "r/app", "tags": ["latest"], "digest": "sha256:" + "a" * 64,
-         "steps": [
-             {"step": "build", "status": "succeeded"},
-             {"step": "push", "status": "succeeded"},
-             {"step": "scan", "status": "blocked", "reason": "blocked: 1 vulnerability at or above high"},
-             {"step": "sync", "name": "mirror", "status": "skipped", "reason": "blocked"},
-             {"step": "trigger", "name": "deploy", "status": "skipped", "reason": "blocked"},
-         ]},
-    ],
-}
+RECORD = run_record(
+    image("main", "r/app", ("latest",), "sha256:" + "a" * 64,
+          step("build", Status.SUCCEEDED),
+          step("push", Status.SUCCEEDED),
+          step("scan", Status.BLOCKED, reason="blocked: 1 vulnerability at or above high"),
+          step("sync", Status.SKIPPED, name="mirror", reason="blocked"),
+          step("trigger", Status.SKIPPED, name="deploy", reason="blocked",
+               detail=TriggerDetail("https://hooks.example"))),
+)
 
 
 @dataclass
@@ -104,7 +104,7 @@ def api() -> Iterator[FakeApi]:
 @pytest.fixture
 def record(tmp_path: Path) -> str:
     path = tmp_path / "acr-ci-record.json"
-    path.write_text(json.dumps(RECORD))
+    path.write_text(json.dumps(RECORD.to_json()))
     return str(path)
 
 
@@ -114,7 +114,7 @@ def test_statuses_from_record_skip_what_did_not_run() -> None:
         CommitStatus("acr-ci/main/push", "success", "succeeded"),
         CommitStatus("acr-ci/main/scan", "failure", "blocked: 1 vulnerability at or above high"),
     ]
-    long = {"images": [{"rule": "r", "steps": [{"step": "build", "status": "failed", "reason": "x" * 300}]}]}
+    long = run_record(image("r", "r/app", ("v1",), None, step("build", Status.FAILED, reason="x" * 300)))
     (s,) = statuses_from_record(long)
     assert len(s.description) == 140 and s.description.endswith("…")
 

@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from acr_ci.errors import EXIT_BLOCKED, EXIT_FAILED, EXIT_OK
+from acr_ci.config.model import ScanMode
+from acr_ci.errors import EXIT_BLOCKED, EXIT_FAILED, EXIT_OK, OutputError
 from acr_ci.models import BuildPlan, RefContext, RefType
 from acr_ci.record import (
+    BuildDetail,
     ImageRecord,
+    PushDetail,
     RecordError,
     RunRecord,
+    ScanDetail,
     Status,
     StepRecord,
+    SyncDetail,
+    TriggerDetail,
     redact,
     schema,
     summary_markdown,
     validate,
     write,
 )
+from acr_ci.sync import TagSync
+from acr_ci.triggers import Delivery
 
 T0 = datetime(2024, 3, 1, 4, 0, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "cd" * 32
@@ -47,21 +57,31 @@ def step(kind: str, status: Status, *, at: int = 0, **kw: object) -> StepRecord:
     )
 
 
+SCAN = ScanDetail(
+    image=f"{PLAN.image}@{DIGEST}", scanner="report", mode=ScanMode.BLOCKING, counts={"critical": 1, "high": 0},
+    findings=1, vulnerabilities=1, blocking=("CVE-2024-3094",), would_block=True,
+    verdict="1 critical finding at or above high",
+)
+
+
 def full_steps(scan: Status = Status.SUCCEEDED, sync: Status = Status.SUCCEEDED) -> tuple[StepRecord, ...]:
     return (
-        step("build", Status.SUCCEEDED, detail={"digest": DIGEST, "platforms": ["linux/amd64"]}),
-        step("push", Status.SUCCEEDED, at=2, detail={"digest": DIGEST, "tags": ["latest", "aaaaaa"]}),
-        step("scan", scan, at=4, detail={"counts": {"critical": 1, "high": 0}},
+        step("build", Status.SUCCEEDED,
+             detail=BuildDetail(builder="buildah", digest=DIGEST, platforms={"linux/amd64": DIGEST}, seconds=1.5)),
+        step("push", Status.SUCCEEDED, at=2,
+             detail=PushDetail(digest=DIGEST, tags=("latest", "aaaaaa"), images=PLAN.images, bytes_sent=0,
+                               blobs_copied=0, blobs_skipped=0)),
+        step("scan", scan, at=4, detail=SCAN,
              reason="1 critical finding at or above high" if scan is Status.BLOCKED else None),
         step(
             "sync",
             sync,
             at=6,
             name="mirror-a",
-            detail={
-                "destination": "mirror.example.com/team/app",
-                "tags": [{"tag": "latest", "digest": DIGEST, "status": str(sync)}],
-            },
+            detail=SyncDetail(
+                destination="mirror.example.com/team/app",
+                tags=(TagSync(tag="latest", digest=DIGEST, status=sync),),
+            ),
             reason="connection refused" if sync is Status.FAILED else None,
         ),
         step(
@@ -69,13 +89,11 @@ def full_steps(scan: Status = Status.SUCCEEDED, sync: Status = Status.SUCCEEDED)
             Status.SUCCEEDED,
             at=8,
             name="deploy",
-            detail={
-                "target": "https://hooks.example.com",
-                "http_status": 200,
-                "deliveries": [
-                    {"tag": "latest", "status": "succeeded", "http_status": 200, "attempts": 1, "signed": True}
-                ],
-            },
+            detail=TriggerDetail(
+                target="https://hooks.example.com",
+                http_status=200,
+                deliveries=(Delivery(tag="latest", status=Status.SUCCEEDED, http_status=200, attempts=1, signed=True),),
+            ),
         ),
     )
 
@@ -149,8 +167,9 @@ def test_urls_in_detail_and_reasons_are_cut_to_origin() -> None:
         Status.FAILED,
         name="t",
         reason="POST https://hooks.example.com/deploy/SECRET?token=SECRET failed",
-        detail={"target": "https://user:SECRET@hooks.example.com/p?token=SECRET", "http_status": None,
-                "deliveries": [], "nested": [{"u": "http://127.0.0.1:8080/SECRET"}]},
+        detail=TriggerDetail(target="https://user:SECRET@hooks.example.com/p?token=SECRET", http_status=None,
+                             deliveries=(Delivery(tag="latest", status=Status.FAILED, http_status=None, attempts=1,
+                                                  signed=False, reason="POST http://127.0.0.1:8080/SECRET: refused"),)),
     )
     record = run(img((s,)))
     text = json.dumps(record.to_json()) + summary_markdown(record)
@@ -199,3 +218,121 @@ def test_summary_escapes_hostile_ref_names() -> None:
     md = summary_markdown(record)
     assert "<script>" not in md
     assert "No build rule matches" in md
+
+
+# -- reading a record back -----------------------------------------------------------------
+
+ROUND_TRIPS = [
+    ("all-ok", [full_steps()]),
+    ("blocked-and-failed", [full_steps(scan=Status.BLOCKED), full_steps(sync=Status.FAILED)]),
+    ("nothing-built", []),
+]
+
+
+@pytest.mark.parametrize(("case", "images"), ROUND_TRIPS, ids=[c[0] for c in ROUND_TRIPS])
+def test_from_json_round_trips(case: str, images: list[tuple[StepRecord, ...]]) -> None:
+    doc = run(*(img(s, rule=f"r{i}") for i, s in enumerate(images))).to_json()
+    back = RunRecord.from_json(doc)
+    assert back.to_json() == doc
+    assert back.status is RunRecord.from_json(back.to_json()).status
+
+
+def test_every_kind_of_detail_round_trips() -> None:
+    from acr_ci.record import GateFailure, NoDetail, SyncCopy
+    from acr_ci.scan.gate import GateResult
+
+    gate = GateResult(image=f"{PLAN.image}@{DIGEST}", tags=("latest",), backup=f"r/q@{DIGEST}",
+                      backup_tags=("latest",), deleted=True, deleted_children=(DIGEST,))
+    steps = (
+        step("build", Status.FAILED, reason="buildah exited 1"),
+        step("push", Status.SKIPPED, reason="skipped: build failed"),
+        step("scan", Status.BLOCKED, reason="blocked; the gate failed: x", detail=GateFailure("x")),
+        step("scan", Status.BLOCKED, reason="blocked", detail=replace(SCAN, gate=gate)),
+        step("scan", Status.SUCCEEDED, detail=replace(SCAN, mode=ScanMode.NON_BLOCKING)),
+        step("sync", Status.SKIPPED, name="s", detail=SyncDetail("m.example/app")),
+        step("sync", Status.FAILED, name="g", reason="boom", detail=SyncDetail("m.example/app", tags=())),
+        step("sync", Status.SUCCEEDED, name="full", detail=SyncDetail(
+            "m.example/app", tags=(TagSync("latest", DIGEST, Status.SKIPPED, "already present with this digest"),),
+            copied=SyncCopy(bytes_sent=10, blobs_copied=1, blobs_skipped=2, referrers=(DIGEST,)))),
+        step("trigger", Status.SKIPPED, name="t", detail=TriggerDetail("https://hooks.example.com")),
+    )
+    doc = run(img(steps)).to_json()
+    assert doc["images"][0]["steps"][0]["detail"] == {}
+    assert doc["images"][0]["steps"][2]["detail"] == {"gate": {"error": "x"}}
+    assert doc["images"][0]["steps"][5]["detail"] == {"destination": "m.example/app"}
+    assert doc["images"][0]["steps"][6]["detail"] == {"destination": "m.example/app", "tags": []}
+    assert doc["images"][0]["steps"][8]["detail"] == {"target": "https://hooks.example.com"}
+    back = RunRecord.from_json(doc)
+    assert back.to_json() == doc
+    assert isinstance(back.images[0].steps[0].detail, NoDetail)
+    assert back.images[0].steps[3].detail == replace(SCAN, gate=gate)
+
+
+def test_durations_are_those_of_the_written_times() -> None:
+    # 0.0009 → 0.0011 s: written as .000 and .001, so the duration read back is 0.001
+    s = StepRecord(step="build", status=Status.FAILED, started=T0 + timedelta(microseconds=900),
+                   finished=T0 + timedelta(microseconds=1100))
+    doc = run(img((s,))).to_json()
+    assert doc["images"][0]["steps"][0]["duration"] == 0.001
+    assert RunRecord.from_json(doc).to_json() == doc
+
+
+NOT_RECORDS = [
+    ("schema", lambda d: d.update(exit_code=2), "does not match its schema"),
+    ("status-lies", lambda d: d.update(status="succeeded", exit_code=0), "its images say blocked"),
+    ("image-status-lies", lambda d: d["images"][0].update(status="succeeded"), "its steps say blocked"),
+    ("unknown-detail-key", lambda d: d["images"][0]["steps"][0]["detail"].update(extra=1), "unexpected key 'extra'"),
+    ("wrong-type", lambda d: d["images"][0]["steps"][1]["detail"].update(bytes_sent="0"), "not an integer"),
+    ("bool-is-no-int", lambda d: d["images"][0]["steps"][1]["detail"].update(bytes_sent=True), "not an integer"),
+    ("missing", lambda d: d["images"][0]["steps"][2]["detail"].pop("verdict"), "'verdict' is missing"),
+    ("bad-mode", lambda d: d["images"][0]["steps"][2]["detail"].update(mode="loud"), "not a scan mode"),
+    ("plan-images", lambda d: d["plan"][0].update(images=["x:y", "x:z"]), "not one repo:tag per tag"),
+]
+
+
+@pytest.mark.parametrize(("case", "mutate", "message"), NOT_RECORDS, ids=[c[0] for c in NOT_RECORDS])
+def test_from_json_refuses_what_it_could_not_write_back(case: str, mutate: object, message: str) -> None:
+    doc = run(img(full_steps(scan=Status.BLOCKED))).to_json()
+    mutate(doc)  # type: ignore[operator]
+    with pytest.raises(RecordError, match=re.escape(message)):
+        RunRecord.from_json(doc)
+
+
+def test_a_step_refuses_another_steps_detail() -> None:
+    with pytest.raises(ValueError, match="a push step cannot carry a BuildDetail"):
+        step("push", Status.SUCCEEDED, detail=full_steps()[0].detail)
+
+
+def test_read_names_what_is_wrong(tmp_path: Path) -> None:
+    from acr_ci.record import read
+
+    with pytest.raises(RecordError, match="no run record at"):
+        read(tmp_path / "missing.json")
+    (tmp_path / "list.json").write_text("[]")
+    with pytest.raises(RecordError, match="not a JSON object"):
+        read(tmp_path / "list.json")
+    (tmp_path / "junk.json").write_text("{")
+    with pytest.raises(RecordError, match="not JSON"):
+        read(tmp_path / "junk.json")
+
+
+# -- write failures: exit 1, no temporary file ------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["parent-is-a-file", "target-is-a-folder"])
+def test_a_failed_write_is_exit_1_and_leaves_no_temp_file(tmp_path: Path, case: str) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    target = folder / "record.json"
+    if case == "parent-is-a-file":
+        (folder / "file").write_text("x")
+        target = folder / "file" / "record.json"
+    else:
+        target.mkdir()  # the temp file is made, the rename fails: the temp file must go
+    with pytest.raises(OutputError) as info:
+        write(run(img(full_steps())), target)
+    assert info.value.exit_code == EXIT_FAILED
+    assert str(info.value).startswith(f"cannot write the run record to {str(target)!r}: ")
+    assert info.value.hint == "pass --record with a writable path"
+    left = sorted(p.name for p in folder.rglob("*"))
+    assert left == {"parent-is-a-file": ["file"], "target-is-a-folder": ["record.json"]}[case]

@@ -19,7 +19,7 @@ from tests.support.webhook import WebhookReceiver
 from acr_ci import __version__
 from acr_ci.config.model import Trigger, TriggerOn
 from acr_ci.errors import UsageError
-from acr_ci.record import Status
+from acr_ci.models import Status
 from acr_ci.triggers import (
     PushedImage,
     Sender,

@@ -16,7 +16,7 @@ from acr_ci.cli.common import (
     registry_access,
 )
 from acr_ci.errors import EXIT_FAILED, EXIT_OK
-from acr_ci.record import Status  # TODO(merge): models
+from acr_ci.models import Status
 from acr_ci.registry.access import RegistryAccess
 
 if TYPE_CHECKING:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from acr_ci import record as record_mod
 from acr_ci.errors import EXIT_USAGE, AcrError, ConfigError, UsageError
 from acr_ci.platforms import outputs
 from acr_ci.platforms.outputs import Annotation, Level, OutputSink, Results
@@ -231,6 +232,14 @@ def _read_json(path: str) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+def _read_record(path: str) -> record_mod.RunRecord | None:
+    """The run record at ``path``; None when there is none or it is not a valid record."""
+    try:
+        return record_mod.read(path)
+    except record_mod.RecordError:
+        return None
+
+
 def _config_problems(inputs: Inputs) -> tuple[Annotation, ...]:
     """After an exit 2: the config's problems, each at its file, line and column."""
     from acr_ci import config as config_mod
@@ -252,11 +261,11 @@ def collect(inputs: Inputs, inv: Invocation, exit_code: int, stdout: str) -> Res
     cmd = inv.command
     results: Results
     if cmd == "run":
-        doc = _read_json(inputs.record or DEFAULT_RECORD)
-        if doc is not None and exit_code != EXIT_USAGE:
+        run = _read_record(inputs.record or DEFAULT_RECORD)
+        if run is not None and exit_code != EXIT_USAGE:
             # `acr-ci run` prints the record's Markdown summary, and only that, on stdout
             summary = stdout if inputs.summary else ""
-            results = outputs.from_record(doc, path=inputs.record, summary=summary)
+            results = outputs.from_record(run, path=inputs.record, summary=summary)
         else:
             results = outputs.from_exit(cmd, exit_code)
     elif cmd == "build":

@@ -14,13 +14,15 @@ message.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from acr_ci.errors import AcrError, UsageError
+from acr_ci.models import Status
+
+if TYPE_CHECKING:
+    from acr_ci.record import RunRecord
 
 MAX_DESCRIPTION = 140
 
@@ -39,22 +41,21 @@ class CommitStatus:
     description: str
 
 
-def statuses_from_record(doc: Mapping[str, Any]) -> list[CommitStatus]:
+def statuses_from_record(record: RunRecord) -> list[CommitStatus]:
     """The statuses for every step of every image of a run record that ran."""
     out: list[CommitStatus] = []
-    for img in doc.get("images", []):
-        for step in img.get("steps", []):
-            status = step.get("status")
-            if status == "skipped":
+    for img in record.images:
+        for step in img.steps:
+            if step.status is Status.SKIPPED:
                 continue
-            context = f"acr-ci/{img.get('rule')}/{step.get('step')}"
-            if step.get("name"):
-                context += f"/{step['name']}"
-            text = str(step.get("reason") or status)
+            context = f"acr-ci/{img.rule}/{step.step}"
+            if step.name:
+                context += f"/{step.name}"
+            text = step.reason or str(step.status)
             out.append(
                 CommitStatus(
                     context=context,
-                    state="success" if status == "succeeded" else "failure",
+                    state="success" if step.status is Status.SUCCEEDED else "failure",
                     description=text[: MAX_DESCRIPTION - 1] + "…"
                     if len(text) > MAX_DESCRIPTION
                     else text,
@@ -63,14 +64,15 @@ def statuses_from_record(doc: Mapping[str, Any]) -> list[CommitStatus]:
     return out
 
 
-def _record(path: str) -> dict[str, Any]:
+def _record(path: str) -> RunRecord:
+    from acr_ci import record
+
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise StatusError(f"no run record at {path!r}: commit statuses need command run") from None
-    if not isinstance(doc, dict):
-        raise StatusError(f"{path!r} is not a run record")
-    return doc
+        return record.read(path)
+    except record.RecordError as e:
+        raise StatusError(
+            f"{e.message}; commit statuses need the record of command run", e.hint
+        ) from None
 
 
 def _need(env: Mapping[str, str], *names: str) -> list[str]:

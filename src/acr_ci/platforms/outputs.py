@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from acr_ci.errors import EXIT_BLOCKED, EXIT_OK, ConfigError
+from acr_ci.models import Status
+from acr_ci.record import RunRecord, ScanDetail, StepRecord
 
 
 class Level(enum.StrEnum):
@@ -126,29 +128,27 @@ def status_for(exit_code: int) -> str:
 # -- from what the commands wrote ------------------------------------------------------------
 
 
-def from_record(doc: Mapping[str, Any], *, path: str, summary: str = "") -> Results:
+def from_record(record: RunRecord, *, path: str, summary: str = "") -> Results:
     """``acr-ci run``'s record → results; a failed or blocked step becomes an annotation."""
     images: list[str] = []
     tags: list[str] = []
     digest = ""
     notes: list[Annotation] = []
-    for img in doc.get("images", []):
-        repo = str(img.get("image", ""))
-        d = img.get("digest")
-        if d:
-            digest = digest or str(d)
-            images.append(f"{repo}@{d}")
-            tags.extend(f"{repo}:{t}" for t in img.get("tags", []))
-        for step in img.get("steps", []):
-            notes.extend(_step_annotations(str(img.get("rule", "")), step))
-    status = str(doc.get("status", "skipped"))
+    for img in record.images:
+        if img.digest:
+            digest = digest or img.digest
+            images.append(f"{img.image}@{img.digest}")
+            tags.extend(f"{img.image}:{t}" for t in img.tags)
+        for step in img.steps:
+            notes.extend(_step_annotations(img.rule, step))
+    status = str(record.status)
     return Results(
         command="run",
-        exit_code=int(doc.get("exit_code", 0)),
+        exit_code=record.exit_code,
         digest=digest,
         images=tuple(images),
         tags=tuple(tags),
-        blocked=status == "blocked",
+        blocked=record.status is Status.BLOCKED,
         status=status,
         record=path,
         summary=summary,
@@ -156,18 +156,17 @@ def from_record(doc: Mapping[str, Any], *, path: str, summary: str = "") -> Resu
     )
 
 
-def _step_annotations(rule: str, step: Mapping[str, Any]) -> list[Annotation]:
-    status = step.get("status")
-    name = f"{step.get('step')} {step['name']}" if step.get("name") else str(step.get("step"))
-    reason = str(step.get("reason") or "")
-    detail = step.get("detail") or {}
-    if status == "failed":
+def _step_annotations(rule: str, step: StepRecord) -> list[Annotation]:
+    name = f"{step.step} {step.name}" if step.name else step.step
+    reason = step.reason or ""
+    detail = step.detail
+    if step.status is Status.FAILED:
         return [Annotation(Level.ERROR, reason or f"{name} failed", title=f"acr-ci {rule}: {name}")]
-    if status == "blocked":
-        ids = ", ".join(str(i) for i in detail.get("blocking", []))
+    if step.status is Status.BLOCKED:
+        ids = ", ".join(detail.blocking) if isinstance(detail, ScanDetail) else ""
         text = reason + (f" ({ids})" if ids else "")
         return [Annotation(Level.ERROR, text, title=f"acr-ci {rule}: scan gate")]
-    if step.get("step") == "scan" and detail.get("would_block"):
+    if isinstance(detail, ScanDetail) and detail.would_block:
         return [
             Annotation(
                 Level.WARNING,
