@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,11 @@ def test_an_untrusted_certificate_is_refused(
     text = info.value.diagnostics()
     assert "TLS error" in text, text
     assert "certificate is not trusted" in text and "--insecure" in text, "the hint says why, and the ways out"
-    # the registry saw the handshake fail, and nothing was written
+    # the registry saw the handshake fail (its log line may land a moment later under
+    # load: wait for it, bounded), and nothing was written
+    deadline = time.monotonic() + 10
+    while "TLS handshake error" not in server.log_tail(200) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "TLS handshake error" in server.log_tail(200)
     assert not list((server.storage).rglob("_manifests"))
 
