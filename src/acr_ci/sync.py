@@ -102,17 +102,6 @@ class SyncResult:
     def duration(self) -> float:
         return max(0.0, (self.finished - self.started).total_seconds())
 
-    def detail(self) -> dict[str, Any]:
-        """The record's ``detail`` for this destination."""
-        return {
-            "destination": self.destination,
-            "tags": [t.to_json() for t in self.tags],
-            "bytes_sent": self.bytes_sent,
-            "blobs_copied": self.blobs_copied,
-            "blobs_skipped": self.blobs_skipped,
-            "referrers": list(self.referrers),
-        }
-
 
 # -- pure helpers -------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from tests.support import RegistryServer
 from tests.support.faultproxy import FaultProxy
 from tests.support.layout import Layout
 
+from acr_ci.chain import sync_step
 from acr_ci.config.model import SyncLevel, SyncRule
 from acr_ci.errors import UsageError
 from acr_ci.models import Status
@@ -94,7 +95,7 @@ def test_two_mirrors_and_a_down_one(
     assert by_name["basic-repo"].status is Status.SUCCEEDED
     assert by_name["down"].status is Status.FAILED
     assert by_name["down"].reason
-    assert basic.password not in repr(results) + str([r.detail() for r in results])
+    assert basic.password not in repr(results) + str([sync_step(r).to_json() for r in results])
 
 
 def test_no_matching_tag_is_skipped_and_nothing_is_written(
