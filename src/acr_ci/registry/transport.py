@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import json
 import random
 import re
@@ -39,6 +38,7 @@ from acr_ci.errors import (
     UnauthorizedError,
     UnsupportedError,
 )
+from acr_ci.hosts import is_loopback
 from acr_ci.registry.auth import Challenge, Credentials, CredentialSource, parse_challenges
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -122,23 +122,6 @@ def parse_link_next(header: str | None, base_url: str) -> str | None:
             if key == "rel" and "next" in value.split():
                 return str(urljoin(base_url, m.group(1)))
     return None
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (with or without a port)."""
-    name = host_without_port(host)
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def host_without_port(host: str) -> str:
-    if host.startswith("["):
-        return host[1 : host.index("]")].split("%", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def registry_error_text(response: requests.Response) -> str:
