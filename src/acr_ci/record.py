@@ -38,7 +38,8 @@ from types import MappingProxyType
 from typing import Any
 
 from acr_ci import __version__
-from acr_ci.errors import EXIT_BLOCKED, EXIT_FAILED, EXIT_OK, AcrError, UsageError
+from acr_ci.errors import EXIT_BLOCKED, EXIT_FAILED, EXIT_OK, UsageError
+from acr_ci.errors import RecordError as RecordError  # lives in errors.py; importable here too
 from acr_ci.models import BuildPlan, RefContext
 
 DEFAULT_PATH = "acr-ci-record.json"
@@ -254,10 +255,6 @@ def schema() -> dict[str, Any]:
     text = resources.files("acr_ci").joinpath("record.schema.json").read_text(encoding="utf-8")
     doc: dict[str, Any] = json.loads(text)
     return doc
-
-
-class RecordError(AcrError):
-    """A run record could not be written or does not match its schema."""
 
 
 def validate(doc: Mapping[str, Any]) -> None:

@@ -20,13 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from acr_ci.errors import AcrError, UsageError
+from acr_ci.errors import StatusError as StatusError  # lives in errors.py; importable here too
+from acr_ci.errors import UsageError
 
 MAX_DESCRIPTION = 140
-
-
-class StatusError(AcrError):
-    """Commit statuses could not be posted (the run itself is not affected)."""
 
 
 @dataclass(frozen=True)

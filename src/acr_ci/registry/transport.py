@@ -38,6 +38,9 @@ from acr_ci.errors import (
     UnauthorizedError,
     UnsupportedError,
 )
+from acr_ci.errors import (
+    TransientError as TransientError,  # lives in errors.py; importable here too
+)
 from acr_ci.hosts import is_loopback
 from acr_ci.registry.auth import Challenge, Credentials, CredentialSource, parse_challenges
 
@@ -45,23 +48,6 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 USER_AGENT = f"acr-ci/{__version__}"
 TOKEN_MIN_LIFETIME = 60
 """Token lifetime assumed when a token server gives none (the distribution spec's default)."""
-
-
-class TransientError(RegistryError):
-    """A failure worth retrying from the start (connection lost, 5xx, 429) after retries ran out
-    or where the request body could not be replayed."""
-
-    def __init__(
-        self,
-        message: str,
-        hint: str | None = None,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, hint)
-        self.status = status
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -531,11 +517,11 @@ def _status_error(response: requests.Response, what: str, host: str) -> Registry
     if status == 405:
         return DeniedError(message, f"the registry {host} does not allow this operation")
     if status == 429:
-        limited = RateLimitedError(
-            message, "the registry kept rate-limiting; try again later or lower --jobs"
+        return RateLimitedError(
+            message,
+            "the registry kept rate-limiting; try again later or lower --jobs",
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
-        limited.retry_after = parse_retry_after(response.headers.get("Retry-After"))  # type: ignore[attr-defined]
-        return limited
     if status in RETRYABLE_STATUS:
         return TransientError(
             message,
