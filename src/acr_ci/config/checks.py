@@ -15,6 +15,13 @@ from typing import Any
 from acr_ci.config.source import Document, Path, format_path, show, walk_items
 from acr_ci.errors import ConfigProblem, UsageError
 from acr_ci.hosts import url_problem
+from acr_ci.rulesyntax import (
+    RESERVED_GROUPS,
+    TemplateSyntaxError,
+    check_template,
+    compile_match,
+    parse_template,
+)
 
 _SAFE_INT = re.compile(r"-?(0|[1-9][0-9]*)")
 
@@ -42,8 +49,7 @@ def check(doc: Document) -> list[ConfigProblem]:
 def compile_regex(
     doc: Document, path: Path, value: Any
 ) -> tuple[re.Pattern[str] | None, list[ConfigProblem]]:
-    """Compile a config regex with :func:`acr_ci.tags.compile_match`; a problem if it does not."""
-    from acr_ci.tags import compile_match
+    """Compile a config regex with :func:`acr_ci.rulesyntax.compile_match`; a problem if not."""
 
     if not isinstance(value, str) or not value:
         return None, []
@@ -73,8 +79,6 @@ def _check_names(doc: Document, items: Any, base: Path, what: str) -> Iterator[C
 
 
 def _check_rules(doc: Document, rules: Any) -> Iterator[ConfigProblem]:
-    from acr_ci.tags import RESERVED_GROUPS, TemplateSyntaxError, check_template, parse_template
-
     base: Path = ("build", "rules")
     yield from _check_names(doc, rules, base, "rule")
     for path, rule in walk_items(rules, base):
