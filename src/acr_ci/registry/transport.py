@@ -41,7 +41,7 @@ from acr_ci.errors import (
 from acr_ci.errors import (
     TransientError as TransientError,  # lives in errors.py; importable here too
 )
-from acr_ci.hosts import is_loopback
+from acr_ci.hosts import is_loopback, origin
 from acr_ci.registry.auth import Challenge, Credentials, CredentialSource, parse_challenges
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -269,12 +269,16 @@ class Transport:
             raise UnsupportedError(
                 f"registry {self.host} asks for a bearer token but names no realm"
             )
-        parts = urlsplit(realm)
-        if parts.scheme not in ("https", "http") or (
-            parts.scheme == "http" and not (self.insecure or is_loopback(parts.netloc))
+        try:
+            scheme, netloc = urlsplit(realm)[:2]
+        except ValueError:  # e.g. an unclosed "[": refused below like any non-https realm
+            scheme, netloc = "", ""
+        # netloc, not hostname: user info in front of a loopback name is not loopback
+        if scheme not in ("https", "http") or (
+            scheme == "http" and not (self.insecure or is_loopback(netloc))
         ):
             raise UnauthorizedError(
-                f"registry {self.host} names a token service that is not HTTPS ({parts.scheme}://{parts.netloc})",
+                f"registry {self.host} names a token service that is not HTTPS ({origin(realm)})",
                 f"only for a registry you trust: pass --insecure {self.host}",
             )
         service = challenge.params.get("service")
@@ -285,7 +289,7 @@ class Transport:
             params.append(("service", service))
         params += [("scope", s) for s in all_scopes]
         headers: dict[str, str] = {}
-        verify = parts.scheme == "https" and not self.insecure
+        verify = scheme == "https" and not self.insecure
         if creds is not None and creds.is_identity_token:
             form = dict(params)
             form.update(
