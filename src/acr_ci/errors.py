@@ -118,6 +118,32 @@ class DeniedError(RegistryError):
 class RateLimitedError(RegistryError):
     """The registry kept answering 429 after every retry."""
 
+    def __init__(
+        self, message: str, hint: str | None = None, *, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, hint)
+        self.retry_after: float | None = retry_after
+        """Seconds the registry's last ``Retry-After`` asked to wait, if it said."""
+
+
+class TransientError(RegistryError):
+    """A failure worth retrying from the start (connection lost, 5xx, 429) after retries ran out
+    or where the request body could not be replayed."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.status: int | None = status
+        """The HTTP status that failed, when the failure was an answer."""
+        self.retry_after: float | None = retry_after
+        """Seconds the registry's ``Retry-After`` asked to wait, if it said."""
+
 
 class DigestMismatchError(RegistryError):
     """Content did not hash to the digest it was fetched or pushed as."""
@@ -129,6 +155,26 @@ class UnsupportedError(RegistryError):
 
 class ImmutableTagError(RegistryError):
     """An immutable tag already points at a different digest."""
+
+
+class RecordError(AcrError):
+    """A run record could not be read back, or does not match its schema."""
+
+
+class ScanError(AcrError):
+    """A scanner could not run, failed, or wrote something unreadable. Exit 1."""
+
+
+class ReportError(UsageError):
+    """A report file is unreadable, of an unknown format, or not what its format says. Exit 2."""
+
+
+class GateError(AcrError):
+    """The blocked image could not be backed up or deleted. Exit 1."""
+
+
+class StatusError(AcrError):
+    """Commit statuses could not be posted (the run itself is not affected)."""
 
 
 class OutputError(AcrError):

@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from acr_ci import __version__, fileio
 from acr_ci.config.model import ScanMode
-from acr_ci.errors import EXIT_BLOCKED, EXIT_FAILED, EXIT_OK, AcrError
+from acr_ci.errors import EXIT_BLOCKED, EXIT_FAILED, EXIT_OK
+from acr_ci.errors import RecordError as RecordError  # lives in errors.py; importable here too
 from acr_ci.models import BuildPlan, RefContext, RefType, Status
 from acr_ci.sync import TagSync
 from acr_ci.triggers import Delivery
@@ -88,10 +89,6 @@ def _seconds(started: datetime, finished: datetime) -> float:
     """The duration between two times as the record writes them (so a record read back
     gives the same ``duration``)."""
     return round(max(0.0, (_ms(finished) - _ms(started)).total_seconds()), 3)
-
-
-class RecordError(AcrError):
-    """A run record could not be written, or read back, or does not match its schema."""
 
 
 # -- reading JSON back, with one error for every shape problem ---------------------------

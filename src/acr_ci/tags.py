@@ -20,147 +20,47 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from acr_ci.config.model import Config, Rule
 from acr_ci.errors import RefError, TagError
 from acr_ci.models import MAX_REF_NAME, BuildPlan, RefContext
 from acr_ci.registry.reference import TAG_RE
+from acr_ci.rulesyntax import (  # the syntax lives in rulesyntax.py; importable here too
+    BUILTINS,
+    DEFAULT_COMMIT_LENGTH,
+    MAX_COMMIT_LENGTH,
+    RESERVED_GROUPS,
+    Field,
+    TemplateSyntaxError,
+    check_template,
+    compile_match,
+    parse_template,
+)
 
-DEFAULT_COMMIT_LENGTH = 6
-MAX_COMMIT_LENGTH = 40
+__all__ = [
+    "BUILTINS",
+    "DEFAULT_COMMIT_LENGTH",
+    "DEFAULT_TIME_FORMAT",
+    "MAX_COMMIT_LENGTH",
+    "MAX_TAG",
+    "RESERVED_GROUPS",
+    "Field",
+    "TemplateSyntaxError",
+    "check_ref_name",
+    "check_template",
+    "compile_match",
+    "matching_rules",
+    "parse_template",
+    "plan",
+    "render",
+    "sanitize_tag",
+]
+
 DEFAULT_TIME_FORMAT = "%Y%m%d%H%M"
 MAX_TAG = 128
 _HASHED_PREFIX = 121
-BUILTINS = frozenset({"commit", "time", "branch", "tag", "ref", "sha"})
-RESERVED_GROUPS = frozenset({"commit", "time"})
-"""Built-ins that take an argument: no capture group may use these names."""
-
-_FIELD_RE = re.compile(r"\$\{([^{}]*)\}")
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 _INVALID_RUN = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-class TemplateSyntaxError(ValueError):
-    """A tag template is malformed; the message says where and why."""
-
-
-@dataclass(frozen=True)
-class Field:
-    """One ``${name[:arg]}`` field of a template."""
-
-    name: str
-    arg: str | None
-    start: int
-    end: int
-
-
-def parse_template(template: str) -> list[str | Field]:
-    """Split a template into literal text and fields; raise on malformed ``${``."""
-    parts: list[str | Field] = []
-    pos = 0
-    for m in _FIELD_RE.finditer(template):
-        literal = template[pos : m.start()]
-        _check_literal(template, literal, pos)
-        if literal:
-            parts.append(literal)
-        body = m.group(1)
-        name, colon, arg = body.partition(":")
-        if not _NAME_RE.fullmatch(name):
-            raise TemplateSyntaxError(
-                f"${{{body}}} at character {m.start() + 1} is not a field: "
-                "write ${name}, ${commit:N} or ${time:FORMAT}"
-            )
-        parts.append(Field(name, arg if colon else None, m.start(), m.end()))
-        pos = m.end()
-    rest = template[pos:]
-    _check_literal(template, rest, pos)
-    if rest:
-        parts.append(rest)
-    return parts
-
-
-def _check_literal(template: str, literal: str, offset: int) -> None:
-    where = literal.find("${")
-    if where >= 0:
-        raise TemplateSyntaxError(
-            f"'${{' at character {offset + where + 1} is never closed with '}}'"
-        )
-
-
-def check_template(template: str, groups: frozenset[str]) -> None:
-    """Raise :class:`TemplateSyntaxError` if ``template`` can never render.
-
-    ``groups`` are the named capture groups of the rule's ``match``.
-    """
-    for part in parse_template(template):
-        if isinstance(part, str):
-            continue
-        if part.name == "commit":
-            if part.arg is not None:
-                if not part.arg.isdigit() or not 1 <= int(part.arg) <= MAX_COMMIT_LENGTH:
-                    raise TemplateSyntaxError(
-                        f"${{commit:{part.arg}}} needs a length from 1 to {MAX_COMMIT_LENGTH}"
-                    )
-        elif part.name == "time":
-            if part.arg is not None and not part.arg:
-                raise TemplateSyntaxError("${time:} needs a strftime format, e.g. ${time:%Y%m%d}")
-        elif part.name in groups:
-            if part.arg is not None:
-                raise TemplateSyntaxError(f"${{{part.name}:{part.arg}}}: a group takes no argument")
-        elif part.name in BUILTINS:
-            if part.arg is not None:
-                raise TemplateSyntaxError(
-                    f"${{{part.name}:{part.arg}}}: this field takes no argument"
-                )
-        else:
-            known = sorted(groups) + sorted(BUILTINS)
-            raise TemplateSyntaxError(
-                f"${{{part.name}}} is neither a named group of the rule's match nor a built-in "
-                f"(known: {', '.join(known)})"
-            )
-
-
-def compile_match(regex: str) -> re.Pattern[str]:
-    """Compile a rule's ``match`` for Python.
-
-    Accepts ``(?<name>…)`` (the hosted product's and Java's syntax) as well as
-    ``(?P<name>…)``; ``\\w``, ``\\d`` and ``\\s`` are ASCII. Raises ``re.error``.
-    """
-    return re.compile(_python_groups(regex), re.ASCII)
-
-
-def _python_groups(regex: str) -> str:
-    out: list[str] = []
-    i, n = 0, len(regex)
-    in_class = False
-    while i < n:
-        c = regex[i]
-        if c == "\\":
-            out.append(regex[i : i + 2])
-            i += 2
-            continue
-        if in_class:
-            if c == "]":
-                in_class = False
-        elif c == "[":
-            in_class = True
-            # a ']' right after '[' or '[^' is literal
-            j = i + 1
-            if j < n and regex[j] == "^":
-                j += 1
-            if j < n and regex[j] == "]":
-                out.append(regex[i : j + 1])
-                i = j + 1
-                continue
-        elif regex.startswith("(?<", i) and i + 3 < n and regex[i + 3] not in "=!":
-            out.append("(?P<")
-            i += 3
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
 
 
 def sanitize_tag(text: str) -> str:

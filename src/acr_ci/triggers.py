@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -68,12 +67,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timezone
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from acr_ci import __version__
 from acr_ci.config.model import DEFAULT_TIMEZONE, Config, Trigger, TriggerOn
 from acr_ci.errors import EXPECTED_ERRORS, UsageError
 from acr_ci.errors import reason as error_reason
+from acr_ci.hosts import UrlFault, origin, url_problem
 from acr_ci.models import Status
 
 if TYPE_CHECKING:
@@ -213,53 +212,26 @@ class TriggerResult:
 # -- pure helpers --------------------------------------------------------------------
 
 
-def origin(url: str) -> str:
-    """``scheme://host[:port]`` of ``url``; the path, query, fragment and user info are dropped."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "(invalid URL)"
-    if ":" in host:  # IPv6
-        host = f"[{host}]"
-    scheme = parts.scheme.lower() or "?"
-    return f"{scheme}://{host}" + (f":{port}" if port else "")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(trigger: Trigger) -> None:
     """Raise :class:`UsageError` unless ``trigger.url`` may be called.
 
+    The policy is :func:`acr_ci.hosts.url_problem`, the one the config check applies:
     https is always fine; http only for a loopback host or with ``allow_http``. The
     message names the trigger and the URL's origin, never its path or query.
     """
+    problem = url_problem(trigger.url, allow_http=trigger.allow_http)
+    if problem is None:
+        return
     where = origin(trigger.url)
-    try:
-        parts = urlsplit(trigger.url)
-        host = parts.hostname
-        parts.port  # noqa: B018  (raises ValueError on a bad port)
-    except ValueError:
-        host = None
-    scheme = parts.scheme.lower() if host else ""
-    if not host or scheme not in ("http", "https"):
-        raise UsageError(
-            f"trigger {trigger.name!r}: the URL is not an http(s) URL ({where})",
-            "write https://host/path",
-        )
-    if scheme == "http" and not trigger.allow_http and not _is_loopback(host):
+    if problem.fault is UrlFault.CLEARTEXT:
         raise UsageError(
             f"trigger {trigger.name!r}: plain http to {where} is not allowed",
             "use https, or set allow_http: true for a trusted network",
         )
+    raise UsageError(
+        f"trigger {trigger.name!r}: the URL is not an http(s) URL ({where})",
+        f"the URL {problem.message}; write https://host/path",
+    )
 
 
 def selected_tags(trigger: Trigger, tags: Iterable[str]) -> tuple[str, ...]:

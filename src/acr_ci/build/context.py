@@ -13,7 +13,6 @@ are reached over plain HTTP, and credentials are looked up for each one.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -120,28 +119,3 @@ def base_images(dockerfile: Path, args: Mapping[str, str]) -> list[str]:
         if image and image.lower() not in stages and image != "scratch":
             images.append(image)
     return images
-
-
-def registry_host(image: str) -> str | None:
-    """The registry part of a reference, or ``None`` for Docker Hub short names."""
-    first, slash, _ = image.partition("/")
-    if not slash:
-        return None
-    if "." in first or ":" in first or first == "localhost" or first.startswith("["):
-        return first.lower()
-    return None
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost``, ``127.0.0.0/8`` or ``[::1]``, with or without a port."""
-    name = host
-    if name.startswith("["):
-        name = name[1:].partition("]")[0]
-    elif name.count(":") == 1:
-        name = name.partition(":")[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False

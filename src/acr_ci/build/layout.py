@@ -6,112 +6,137 @@ manifest per platform; the index carries the image annotations (builders such as
 buildah 1.28 cannot set index annotations, so the index blob is rewritten here — its
 digest changes, the manifests' do not); the descriptor in ``index.json`` carries
 ``org.opencontainers.image.ref.name`` (the first tag), as the layout spec intends.
+
+Only that assembling is here: reading and writing the layout (``index.json``, verified
+blobs) is :class:`~acr_ci.registry.layout.OciLayout`, the store pushes copy from, and
+media types and descriptors are :mod:`acr_ci.registry.media`'s. New blobs are compact
+JSON, so the same input gives the same digests.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 from acr_ci.annotations import REF_NAME
-from acr_ci.errors import BuildError
+from acr_ci.errors import BuildError, RegistryError
+from acr_ci.registry.layout import OciLayout
+from acr_ci.registry.media import (
+    IMAGE_TYPES,
+    INDEX_TYPES,
+    OCI_INDEX,
+    Descriptor,
+    Platform,
+    sha256_digest,
+)
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-_INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
-_MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-
-
-def blob_path(layout: Path, digest: str) -> Path:
-    algorithm, _, encoded = digest.partition(":")
-    if algorithm not in ("sha256", "sha512") or not encoded.isalnum():
-        raise BuildError(f"the OCI layout {layout} references a malformed digest {digest!r}")
-    return layout / "blobs" / algorithm / encoded
+_T = TypeVar("_T")
 
 
-def read_json_blob(layout: Path, digest: str) -> dict[str, Any]:
-    path = blob_path(layout, digest)
+@contextmanager
+def _layout_errors(layout: Path) -> Iterator[None]:
+    """The layout store's errors (missing or mismatched blobs…) as the build's failure."""
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise BuildError(f"the OCI layout {layout} lacks blob {digest}") from None
-    algorithm = digest.split(":", 1)[0]
-    if f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}" != digest:
-        raise BuildError(f"blob {digest} in {layout} does not match its digest")
-    doc = json.loads(data)
+        yield
+    except RegistryError as e:
+        raise BuildError(f"the builder's OCI layout {layout} is not usable: {e.message}") from None
+
+
+def _open(layout: Path) -> OciLayout:
+    if not (layout / "index.json").is_file():
+        raise BuildError(f"the builder wrote no OCI layout at {layout} (no index.json)")
+    return OciLayout(layout)
+
+
+def _guarded(layout: Path, work: Callable[[OciLayout], _T]) -> _T:
+    with _layout_errors(layout):
+        return work(_open(layout))
+
+
+def _json(store: OciLayout, desc: Descriptor) -> dict[str, Any]:
+    """A manifest or config blob as JSON, its size and digest checked."""
+    data = store.read_blob(desc)
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        doc = None
     if not isinstance(doc, dict):
-        raise BuildError(f"blob {digest} in {layout} is not a JSON object")
+        raise BuildError(f"blob {desc.digest} in {store.path} is not a JSON object")
     return doc
 
 
-def write_json_blob(layout: Path, doc: Mapping[str, Any]) -> tuple[str, int]:
+def _descriptor(store: OciLayout, doc: Any, what: str) -> Descriptor:
+    return Descriptor.from_json(doc, where=f"{store.describe()} {what}")
+
+
+def _put_json(store: OciLayout, doc: Mapping[str, Any], media_type: str) -> Descriptor:
+    """Write ``doc`` as a compact JSON blob; its descriptor."""
     data = json.dumps(doc, separators=(",", ":")).encode()
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    path = blob_path(layout, digest)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return digest, len(data)
+    desc = Descriptor(media_type, sha256_digest(data), len(data))
+    store.put_blob(desc, [data])
+    return desc
 
 
 def platform_string(platform: Mapping[str, Any]) -> str:
-    parts = [str(platform.get("os", "")), str(platform.get("architecture", ""))]
-    if platform.get("variant"):
-        parts.append(str(platform["variant"]))
-    return "/".join(parts)
+    """``os/arch[/variant]`` of a descriptor's ``platform`` object."""
+    return str(Platform.from_json(platform))
 
 
-def _top(layout: Path) -> dict[str, Any]:
-    try:
-        top = json.loads((layout / "index.json").read_text())
-    except FileNotFoundError:
-        raise BuildError(f"the builder wrote no OCI layout at {layout} (no index.json)") from None
-    if not isinstance(top, dict) or not isinstance(top.get("manifests"), list):
-        raise BuildError(f"{layout}/index.json is not an OCI image index")
-    return top
+def _platform_of(d: Mapping[str, Any]) -> str:
+    platform = d.get("platform")
+    return platform_string(platform if isinstance(platform, Mapping) else {})
+
+
+def _is_image(d: Mapping[str, Any]) -> bool:
+    """An image manifest of the index, not an attestation (``unknown/unknown``, as buildx writes)."""
+    return d.get("mediaType") in IMAGE_TYPES and not _platform_of(d).startswith("unknown/")
 
 
 def top_digest(layout: Path) -> str | None:
     """The digest ``index.json`` points at when it points at exactly one thing."""
-    manifests = _top(layout)["manifests"]
-    return str(manifests[0].get("digest")) if len(manifests) == 1 else None
+
+    def work(store: OciLayout) -> str | None:
+        entries = store.entries()
+        return entries[0].digest if len(entries) == 1 else None
+
+    return _guarded(layout, work)
 
 
-def wrap_single_manifest(layout: Path) -> None:
+def _wrap_single_manifest(store: OciLayout) -> None:
     """Turn a layout whose ``index.json`` points at one image manifest (buildx's OCI
     exporter does that for a single platform) into one pointing at an index over it."""
-    top = _top(layout)
-    if len(top["manifests"]) != 1 or top["manifests"][0].get("mediaType") not in _MANIFEST_TYPES:
+    entries = store.entries()
+    if len(entries) != 1 or entries[0].media_type not in IMAGE_TYPES:
         return
-    descriptor = dict(top["manifests"][0])
-    manifest = read_json_blob(layout, str(descriptor["digest"]))
-    config = read_json_blob(layout, str(manifest["config"]["digest"]))
+    entry = entries[0]
+    manifest = _json(store, entry)
+    config = _json(store, _descriptor(store, manifest.get("config"), "config"))
     platform = {"architecture": config.get("architecture", ""), "os": config.get("os", "")}
     if config.get("variant"):
         platform["variant"] = config["variant"]
-    descriptor.pop("annotations", None)
-    descriptor["platform"] = platform
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [descriptor]}
-    digest, size = write_json_blob(layout, index)
-    top["manifests"] = [{"mediaType": OCI_INDEX, "digest": digest, "size": size}]
-    (layout / "index.json").write_text(json.dumps(top, separators=(",", ":")))
+    child = {k: v for k, v in entry.to_json().items() if k != "annotations"}
+    child["platform"] = platform
+    index = _put_json(
+        store, {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [child]}, OCI_INDEX
+    )
+    store.set_entries([index])
 
 
-def read_index(layout: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _read_index(store: OciLayout) -> tuple[Descriptor, dict[str, Any]]:
     """``(descriptor in index.json, image index)`` of a single-image layout."""
-    top = _top(layout)
-    indexes = [d for d in top["manifests"] if d.get("mediaType") in _INDEX_TYPES]
+    entries = store.entries()
+    indexes = [d for d in entries if d.media_type in INDEX_TYPES]
     if len(indexes) != 1:
-        kinds = sorted({str(d.get("mediaType")) for d in top["manifests"]})
+        kinds = sorted({d.media_type for d in entries})
         raise BuildError(
-            f"{layout}/index.json should point at exactly one image index, "
+            f"{store.path}/index.json should point at exactly one image index, "
             f"found {len(indexes)} (media types: {', '.join(kinds) or 'none'})"
         )
-    return indexes[0], read_json_blob(layout, str(indexes[0]["digest"]))
+    return indexes[0], _json(store, indexes[0])
 
 
 def platform_digests(index: Mapping[str, Any]) -> dict[str, str]:
@@ -119,20 +144,12 @@ def platform_digests(index: Mapping[str, Any]) -> dict[str, str]:
 
     Attestation manifests (``unknown/unknown``, as buildx writes) are skipped.
     """
-    out: dict[str, str] = {}
-    for d in index.get("manifests", []):
-        if d.get("mediaType") not in _MANIFEST_TYPES:
-            continue
-        platform = platform_string(d.get("platform") or {})
-        if platform.startswith("unknown/"):
-            continue
-        out[platform] = str(d["digest"])
-    return out
+    return {_platform_of(d): str(d["digest"]) for d in index.get("manifests", []) if _is_image(d)}
 
 
 def _stamp_manifest(
-    layout: Path,
-    descriptor: Mapping[str, Any],
+    store: OciLayout,
+    entry: Mapping[str, Any],
     labels: Mapping[str, str],
     annotations: Mapping[str, str],
     stale: set[str],
@@ -141,27 +158,28 @@ def _stamp_manifest(
 
     Returns the (possibly new) descriptor; digests of replaced blobs go into ``stale``.
     """
-    manifest = read_json_blob(layout, str(descriptor["digest"]))
+    desc = _descriptor(store, entry, "index entry")
+    manifest = _json(store, desc)
     new_manifest = dict(manifest)
-    config_desc = dict(manifest["config"])
-    config = read_json_blob(layout, str(config_desc["digest"]))
+    config_entry = dict(manifest.get("config") or {})
+    config_desc = _descriptor(store, config_entry, "config")
+    config = _json(store, config_desc)
     inner = dict(config.get("config") or {})
     current = dict(inner.get("Labels") or {})
     if any(current.get(k) != v for k, v in labels.items()):
         inner["Labels"] = {**current, **labels}
-        new_config = {**config, "config": inner}
-        digest, size = write_json_blob(layout, new_config)
-        stale.add(str(config_desc["digest"]))
-        config_desc.update(digest=digest, size=size)
-        new_manifest["config"] = config_desc
+        written = _put_json(store, {**config, "config": inner}, config_desc.media_type)
+        stale.add(config_desc.digest)
+        config_entry.update(digest=written.digest, size=written.size)
+        new_manifest["config"] = config_entry
     merged = {**(manifest.get("annotations") or {}), **annotations}
     if merged:
         new_manifest["annotations"] = merged
     if new_manifest == manifest:
-        return dict(descriptor)
-    digest, size = write_json_blob(layout, new_manifest)
-    stale.add(str(descriptor["digest"]))
-    return {**descriptor, "digest": digest, "size": size}
+        return dict(entry)
+    written = _put_json(store, new_manifest, desc.media_type)
+    stale.add(desc.digest)
+    return {**entry, "digest": written.digest, "size": written.size}
 
 
 def finish_layout(
@@ -178,16 +196,22 @@ def finish_layout(
     left alone (their digests do not change). ``expected`` are the plan's platforms: a
     layout missing one is a :class:`BuildError`.
     """
-    labels = annotations if labels is None else labels
-    wrap_single_manifest(layout)
-    descriptor, index = read_index(layout)
+    stamp = annotations if labels is None else labels
+    return _guarded(layout, lambda store: _finish(store, annotations, expected, stamp))
+
+
+def _finish(
+    store: OciLayout,
+    annotations: Mapping[str, str],
+    expected: tuple[str, ...],
+    labels: Mapping[str, str],
+) -> tuple[str, dict[str, str]]:
+    _wrap_single_manifest(store)
+    descriptor, index = _read_index(store)
     stale: set[str] = set()
     new_index = dict(index)
     new_index["manifests"] = [
-        _stamp_manifest(layout, d, labels, annotations, stale)
-        if d.get("mediaType") in _MANIFEST_TYPES
-        and not platform_string(d.get("platform") or {}).startswith("unknown/")
-        else d
+        _stamp_manifest(store, d, labels, annotations, stale) if _is_image(d) else d
         for d in index.get("manifests", [])
     ]
     platforms = platform_digests(new_index)
@@ -201,24 +225,24 @@ def finish_layout(
     new_index["mediaType"] = index.get("mediaType", OCI_INDEX)
     if merged:
         new_index["annotations"] = merged
-    old_digest = str(descriptor["digest"])
     if new_index != index:
-        digest, size = write_json_blob(layout, new_index)
-        stale.add(old_digest)
+        written = _put_json(store, new_index, str(new_index["mediaType"]))
+        digest, size = written.digest, written.size
+        stale.add(descriptor.digest)
     else:
-        digest, size = old_digest, int(descriptor["size"])
-    new_descriptor: dict[str, Any] = {
-        "mediaType": new_index["mediaType"],
-        "digest": digest,
-        "size": size,
-    }
+        digest, size = descriptor.digest, descriptor.size
     ref_name = annotations.get(REF_NAME)
-    if ref_name:
-        new_descriptor["annotations"] = {REF_NAME: ref_name}
-    top = _top(layout)
-    top["manifests"] = [new_descriptor]
-    (layout / "index.json").write_text(json.dumps(top, separators=(",", ":")))
+    store.set_entries(
+        [
+            Descriptor(
+                str(new_index["mediaType"]),
+                digest,
+                size,
+                annotations=MappingProxyType({REF_NAME: ref_name} if ref_name else {}),
+            )
+        ]
+    )
     keep = {digest, *platforms.values()}
     for old in stale - keep:
-        blob_path(layout, old).unlink(missing_ok=True)
+        store.delete_blob(old)
     return digest, platforms

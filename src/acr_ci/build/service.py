@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from acr_ci.annotations import image_annotations, source_url
 from acr_ci.build.base import BuildJob, LogSink, stderr_sink
-from acr_ci.build.context import base_images, is_loopback, registry_host, resolve_paths
+from acr_ci.build.context import base_images, resolve_paths
 from acr_ci.errors import UsageError
+from acr_ci.hosts import is_loopback, registry_host
 from acr_ci.models import BuildPlan, RefContext
 from acr_ci.registry.auth import CredentialSource
 

@@ -7,15 +7,21 @@ looks only at values of the type it expects.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
 
 from acr_ci.config.source import Document, Path, format_path, show, walk_items
 from acr_ci.errors import ConfigProblem, UsageError
+from acr_ci.hosts import url_problem
+from acr_ci.rulesyntax import (
+    RESERVED_GROUPS,
+    TemplateSyntaxError,
+    check_template,
+    compile_match,
+    parse_template,
+)
 
 _SAFE_INT = re.compile(r"-?(0|[1-9][0-9]*)")
 
@@ -43,8 +49,7 @@ def check(doc: Document) -> list[ConfigProblem]:
 def compile_regex(
     doc: Document, path: Path, value: Any
 ) -> tuple[re.Pattern[str] | None, list[ConfigProblem]]:
-    """Compile a config regex with :func:`acr_ci.tags.compile_match`; a problem if it does not."""
-    from acr_ci.tags import compile_match
+    """Compile a config regex with :func:`acr_ci.rulesyntax.compile_match`; a problem if not."""
 
     if not isinstance(value, str) or not value:
         return None, []
@@ -74,8 +79,6 @@ def _check_names(doc: Document, items: Any, base: Path, what: str) -> Iterator[C
 
 
 def _check_rules(doc: Document, rules: Any) -> Iterator[ConfigProblem]:
-    from acr_ci.tags import RESERVED_GROUPS, TemplateSyntaxError, check_template, parse_template
-
     base: Path = ("build", "rules")
     yield from _check_names(doc, rules, base, "rule")
     for path, rule in walk_items(rules, base):
@@ -211,50 +214,6 @@ def _check_trigger(doc: Document, path: Path, item: dict[str, Any]) -> Iterator[
             )
     url = item.get("url")
     if isinstance(url, str) and url:
-        message = url_problem(url, allow_http=item.get("allow_http") is True)
-        if message:
-            yield doc.problem((*path, "url"), message)
-
-
-def url_origin(parts: SplitResult) -> str:
-    """``scheme://host[:port]`` only: the part of a URL that is safe to show."""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP addresses."""
-    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def url_problem(url: str, *, allow_http: bool) -> str | None:
-    """What is wrong with a trigger URL, never quoting its path, query or user info."""
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        return "must not contain spaces or control characters (percent-encode them)"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises ValueError for a bad port)
-    except ValueError:
-        return "is not a valid URL"
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        return "must be an http:// or https:// URL"
-    if not parts.hostname:
-        return f"has no host after {scheme}://"
-    if scheme == "http" and not allow_http and not is_loopback(parts.hostname):
-        return (
-            f"plain http to {url_origin(parts)} would send the request (and any token in the "
-            "URL) unencrypted: use https, or set allow_http: true for a trusted network"
-        )
-    return None
+        problem = url_problem(url, allow_http=item.get("allow_http") is True)
+        if problem:
+            yield doc.problem((*path, "url"), problem.message)

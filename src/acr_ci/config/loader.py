@@ -95,7 +95,7 @@ def build_config(file: str, d: Mapping[str, Any]) -> Config:
     """The typed ``Config`` of a document that passed the schema and the checks."""
     from acr_ci.config.checks import namespace_name
     from acr_ci.registry.reference import Reference
-    from acr_ci.tags import compile_match
+    from acr_ci.rulesyntax import compile_match
 
     build = d.get("build") or {}
     rules = tuple(

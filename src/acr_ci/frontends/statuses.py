@@ -18,17 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from acr_ci.errors import AcrError, UsageError
+from acr_ci.errors import StatusError as StatusError  # lives in errors.py; importable here too
+from acr_ci.errors import UsageError
 from acr_ci.models import Status
 
 if TYPE_CHECKING:
     from acr_ci.record import RunRecord
 
 MAX_DESCRIPTION = 140
-
-
-class StatusError(AcrError):
-    """Commit statuses could not be posted (the run itself is not affected)."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from acr_ci.errors import ImmutableTagError, UsageError
+from acr_ci.hosts import host_without_port
 from acr_ci.registry.auth import CredentialSource, DockerConfigCredentials
 from acr_ci.registry.copy import Copier, CopyResult
 from acr_ci.registry.layout import DEFAULT_REF, OciLayout
@@ -23,7 +24,7 @@ from acr_ci.registry.progress import Progress
 from acr_ci.registry.reference import LayoutReference, Location, Reference
 from acr_ci.registry.remote import DEFAULT_CHUNK_SIZE, RegistryRepository
 from acr_ci.registry.store import Store
-from acr_ci.registry.transport import RetryPolicy, Transport, host_without_port
+from acr_ci.registry.transport import RetryPolicy, Transport
 
 ENV_INSECURE = "ACR_CI_INSECURE_REGISTRIES"
 DEFAULT_TAG = "latest"

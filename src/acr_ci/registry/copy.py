@@ -286,7 +286,10 @@ class Copier:
                             "check the network and both registries; running again resumes",
                         ) from None
                     raise
-                self._sleep(self.retry.delay(attempt, getattr(e, "retry_after", None)))
+                retry_after = (
+                    e.retry_after if isinstance(e, TransientError | RateLimitedError) else None
+                )
+                self._sleep(self.retry.delay(attempt, retry_after))
         self._stats.add(copied=1)
         self.progress.finished(desc.digest, "copied")
         self._mark(desc)

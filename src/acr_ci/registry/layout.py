@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,13 +25,14 @@ from acr_ci.registry.media import (
     ANNOTATION_REF_NAME,
     IMAGE_TYPES,
     INDEX_TYPES,
+    MAX_MANIFEST_BYTES,
     OCI_INDEX,
     Descriptor,
     Manifest,
     referrers_tag,
 )
 from acr_ci.registry.reference import valid_digest
-from acr_ci.registry.store import CHUNK, BytesCallback, PutManifestResult
+from acr_ci.registry.store import CHUNK, BytesCallback, PutManifestResult, verified
 
 LAYOUT_FILE = "oci-layout"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
@@ -97,6 +98,14 @@ class OciLayout:
             Descriptor.from_json(e, where=str(self.path / "index.json"))
             for e in self._index().get("manifests") or []
         ]
+
+    def set_entries(self, descriptors: Sequence[Descriptor]) -> None:
+        """Make ``index.json`` list exactly ``descriptors`` (its other fields are kept)."""
+        with self._lock:
+            doc = self._index()
+            doc["manifests"] = [d.to_json() for d in descriptors]
+            doc.setdefault("schemaVersion", 2)
+            self._write_index(doc)
 
     def list_tags(self) -> list[str]:
         return [
@@ -256,6 +265,21 @@ class OciLayout:
         self, desc: Descriptor, chunks: Iterable[bytes], on_bytes: BytesCallback | None = None
     ) -> None:
         self._write_file(self._blob_path(desc.digest), chunks)
+
+    def read_blob(self, desc: Descriptor, *, limit: int = MAX_MANIFEST_BYTES) -> bytes:
+        """A small blob (a config) whole, checked against ``desc``'s size and digest."""
+        where = self.describe()
+        if desc.size > limit:
+            raise UnsupportedError(
+                f"{where}: blob {desc.digest} has {desc.size} bytes, more than the {limit} "
+                "a JSON blob may have"
+            )
+        with self.open_blob(desc) as chunks:
+            return b"".join(verified(chunks, desc, where))
+
+    def delete_blob(self, digest: str) -> None:
+        """Remove a blob nothing references any more (no error when it is gone already)."""
+        self._blob_path(digest).unlink(missing_ok=True)
 
     def _write_file(self, path: Path, chunks: Iterable[bytes]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, replace
 
 from acr_ci.errors import UsageError
+from acr_ci.hosts import names_registry
 
 DEFAULT_REGISTRY = "docker.io"
 """The registry of a reference that names none (Docker Hub)."""
@@ -81,7 +82,7 @@ class Reference:
                     "a tag is [A-Za-z0-9_][A-Za-z0-9._-]{0,127}",
                 )
         first, sep, rest = text.partition("/")
-        if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        if sep and names_registry(first):
             registry, path = first, rest
             if not _HOST_RE.fullmatch(registry):
                 raise UsageError(

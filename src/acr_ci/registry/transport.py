@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import json
 import random
 import re
@@ -39,29 +38,16 @@ from acr_ci.errors import (
     UnauthorizedError,
     UnsupportedError,
 )
+from acr_ci.errors import (
+    TransientError as TransientError,  # lives in errors.py; importable here too
+)
+from acr_ci.hosts import is_loopback, origin
 from acr_ci.registry.auth import Challenge, Credentials, CredentialSource, parse_challenges
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 USER_AGENT = f"acr-ci/{__version__}"
 TOKEN_MIN_LIFETIME = 60
 """Token lifetime assumed when a token server gives none (the distribution spec's default)."""
-
-
-class TransientError(RegistryError):
-    """A failure worth retrying from the start (connection lost, 5xx, 429) after retries ran out
-    or where the request body could not be replayed."""
-
-    def __init__(
-        self,
-        message: str,
-        hint: str | None = None,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, hint)
-        self.status = status
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -122,23 +108,6 @@ def parse_link_next(header: str | None, base_url: str) -> str | None:
             if key == "rel" and "next" in value.split():
                 return str(urljoin(base_url, m.group(1)))
     return None
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, ``127.0.0.0/8`` and ``::1`` (with or without a port)."""
-    name = host_without_port(host)
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def host_without_port(host: str) -> str:
-    if host.startswith("["):
-        return host[1 : host.index("]")].split("%", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def registry_error_text(response: requests.Response) -> str:
@@ -300,12 +269,16 @@ class Transport:
             raise UnsupportedError(
                 f"registry {self.host} asks for a bearer token but names no realm"
             )
-        parts = urlsplit(realm)
-        if parts.scheme not in ("https", "http") or (
-            parts.scheme == "http" and not (self.insecure or is_loopback(parts.netloc))
+        try:
+            scheme, netloc = urlsplit(realm)[:2]
+        except ValueError:  # e.g. an unclosed "[": refused below like any non-https realm
+            scheme, netloc = "", ""
+        # netloc, not hostname: user info in front of a loopback name is not loopback
+        if scheme not in ("https", "http") or (
+            scheme == "http" and not (self.insecure or is_loopback(netloc))
         ):
             raise UnauthorizedError(
-                f"registry {self.host} names a token service that is not HTTPS ({parts.scheme}://{parts.netloc})",
+                f"registry {self.host} names a token service that is not HTTPS ({origin(realm)})",
                 f"only for a registry you trust: pass --insecure {self.host}",
             )
         service = challenge.params.get("service")
@@ -316,7 +289,7 @@ class Transport:
             params.append(("service", service))
         params += [("scope", s) for s in all_scopes]
         headers: dict[str, str] = {}
-        verify = parts.scheme == "https" and not self.insecure
+        verify = scheme == "https" and not self.insecure
         if creds is not None and creds.is_identity_token:
             form = dict(params)
             form.update(
@@ -548,11 +521,11 @@ def _status_error(response: requests.Response, what: str, host: str) -> Registry
     if status == 405:
         return DeniedError(message, f"the registry {host} does not allow this operation")
     if status == 429:
-        limited = RateLimitedError(
-            message, "the registry kept rate-limiting; try again later or lower --jobs"
+        return RateLimitedError(
+            message,
+            "the registry kept rate-limiting; try again later or lower --jobs",
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
-        limited.retry_after = parse_retry_after(response.headers.get("Retry-After"))  # type: ignore[attr-defined]
-        return limited
     if status in RETRYABLE_STATUS:
         return TransientError(
             message,

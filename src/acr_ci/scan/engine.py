@@ -16,16 +16,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from acr_ci.errors import AcrError
+from acr_ci.errors import ScanError as ScanError  # lives in errors.py; importable here too
 from acr_ci.registry.auth import Credentials
 from acr_ci.scan.reports import Report
 
 DEFAULT_TIMEOUT = 30 * 60.0
 """Seconds one scanner run may take (vulnerability DB download included)."""
-
-
-class ScanError(AcrError):
-    """A scanner could not run, failed, or wrote something unreadable. Exit 1."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from acr_ci.config.model import Severity
-from acr_ci.errors import UsageError
+from acr_ci.errors import ReportError  # lives in errors.py; importable here too (see __all__)
 
 __all__ = [
     "Finding",
@@ -32,10 +32,6 @@ __all__ = [
     "merge",
     "severity_counts",
 ]
-
-
-class ReportError(UsageError):
-    """A report file is unreadable, of an unknown format, or not what its format says. Exit 2."""
 
 
 class FixState(enum.StrEnum):

@@ -22,12 +22,9 @@ from typing import Any
 
 from acr_ci.config.model import OnBlock
 from acr_ci.errors import AcrError, DeniedError, NotFoundError, UsageError
+from acr_ci.errors import GateError as GateError  # lives in errors.py; importable here too
 from acr_ci.registry.client import Client
 from acr_ci.registry.reference import Reference
-
-
-class GateError(AcrError):
-    """The blocked image could not be backed up or deleted. Exit 1."""
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from acr_ci.build.context import base_images, is_loopback, registry_host, resolve_paths
+from acr_ci.build.context import base_images, resolve_paths
 from acr_ci.errors import AcrError, UsageError
+from acr_ci.hosts import is_loopback, registry_host
 from acr_ci.models import BuildPlan
 
 

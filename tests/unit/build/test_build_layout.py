@@ -106,3 +106,14 @@ def test_bad_layouts(tmp_path: Path, case: str, mutate: str | None, message: str
         (layout / "index.json").write_text(json.dumps(top))
     with pytest.raises(BuildError, match=message.replace("(", r"\(").replace(")", r"\)")):
         finish_layout(layout, ANN, ("linux/amd64", "linux/s390x"))
+
+
+@pytest.mark.parametrize("kind", ["manifest", "config"])
+def test_corrupt_blob_is_a_build_error(tmp_path: Path, kind: str) -> None:
+    layout = fake_layout(tmp_path)
+    top = json.loads((layout / "index.json").read_text())
+    entry = blob(layout, top["manifests"][0]["digest"])["manifests"][0]
+    digest = entry["digest"] if kind == "manifest" else blob(layout, entry["digest"])["config"]["digest"]
+    (layout / "blobs" / "sha256" / digest.split(":")[1]).write_bytes(b"{}")
+    with pytest.raises(BuildError, match=f"OCI layout .* is not usable: .*blob {digest}"):
+        finish_layout(layout, ANN, ("linux/amd64",))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests.support.layout import Layout
 
-from acr_ci.errors import DigestMismatchError, NotFoundError, UsageError
+from acr_ci.errors import DigestMismatchError, NotFoundError, UnsupportedError, UsageError
 from acr_ci.registry import Client, LayoutReference
 from acr_ci.registry.copy import Copier
 from acr_ci.registry.layout import OciLayout
@@ -91,6 +91,28 @@ def test_bad_blob_leaves_nothing(tmp_path: Path) -> None:
         layout.put_blob(desc, verified([b"wrong"], desc, "test"))
     assert not layout.has_blob(desc)
     assert [p.name for p in (tmp_path / "l" / "blobs" / "sha256").iterdir()] == []
+
+
+def test_set_entries_read_blob_and_delete_blob(tmp_path: Path) -> None:
+    layout = OciLayout(tmp_path / "l", create=True)
+    config = b'{"architecture":"amd64","os":"linux"}'
+    desc = Descriptor("application/vnd.oci.image.config.v1+json", sha(config), len(config))
+    layout.put_blob(desc, [config])
+    assert layout.read_blob(desc) == config
+    with pytest.raises(DigestMismatchError):
+        layout.read_blob(Descriptor(desc.media_type, desc.digest, len(config) - 1))
+    with pytest.raises(UnsupportedError, match="more than the 8"):
+        layout.read_blob(desc, limit=8)
+    named = Descriptor(OCI_MANIFEST, desc.digest, desc.size, annotations={"org.opencontainers.image.ref.name": "v1"})
+    layout.set_entries([named, named])
+    layout.set_entries([named])
+    top = json.loads((tmp_path / "l" / "index.json").read_text())
+    assert top["schemaVersion"] == 2 and top["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert top["manifests"] == [named.to_json()]
+    assert layout.list_tags() == ["v1"]
+    layout.delete_blob(desc.digest)
+    layout.delete_blob(desc.digest)  # gone already: no error
+    assert not layout.has_blob(desc)
 
 
 def test_layout_to_layout_copy_and_rerun(oci_layout_factory: LayoutFactory, tmp_path: Path) -> None:

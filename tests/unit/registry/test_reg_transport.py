@@ -9,6 +9,7 @@ import json
 import pytest
 
 from acr_ci.errors import DigestMismatchError, UnsupportedError
+from acr_ci.hosts import is_loopback
 from acr_ci.registry.media import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -21,7 +22,7 @@ from acr_ci.registry.media import (
     referrers_tag,
 )
 from acr_ci.registry.store import ChunkReader, verified
-from acr_ci.registry.transport import RetryPolicy, is_loopback, parse_link_next, parse_retry_after
+from acr_ci.registry.transport import RetryPolicy, parse_link_next, parse_retry_after
 
 BASE = "http://127.0.0.1:5000/v2/team/app/tags/list?n=2"
 
