@@ -10,7 +10,7 @@
   then unpacked with ``dpkg-deb -x``).
 * :func:`write_busybox_layout` assembles a multi-platform OCI image layout (index → one
   manifest per platform, one layer each: ``/bin/busybox`` plus its applet symlinks),
-  reproducibly (mtimes 0), in plain Python.
+  reproducibly (mtimes 0), through the registry client's own layout store.
 
 What cannot be done here is a :class:`~acr_ci.devkit.DevkitError` saying what to install
 or run.
@@ -19,7 +19,6 @@ or run.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -29,7 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from acr_ci.devkit import DevkitError, require_tool
-from acr_ci.registry.media import OCI_INDEX, OCI_MANIFEST
+from acr_ci.registry.layout import OciLayout
+from acr_ci.registry.media import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+    Manifest,
+    Platform,
+    sha256_digest,
+)
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 QEMU_AARCH64_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
@@ -137,12 +144,16 @@ class BaseLayout:
     """arch → manifest digest."""
 
 
-def _blob(root: Path, data: bytes) -> tuple[str, int]:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    path = root / "blobs" / "sha256" / digest.split(":", 1)[1]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return digest, len(data)
+def _blob(layout: OciLayout, media_type: str, data: bytes) -> Descriptor:
+    desc = Descriptor(media_type, sha256_digest(data), len(data))
+    layout.put_blob(desc, [data])
+    return desc
+
+
+def _manifest(layout: OciLayout, doc: dict[str, object], media_type: str) -> Manifest:
+    manifest = Manifest.from_bytes(json.dumps(doc).encode(), media_type, where="busybox image")
+    layout.put_manifest(manifest, manifest.digest)
+    return manifest
 
 
 def _rootfs_tar(busybox: Path, applets: list[str]) -> bytes:
@@ -182,16 +193,15 @@ def write_busybox_layout(
 ) -> BaseLayout:
     """A busybox image (one manifest per entry of ``binaries``) as an OCI layout at ``path``
     (reproducible: mtimes 0). ``applets`` default to what the amd64 busybox lists."""
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    layout = OciLayout(path, create=True)
     applets = _applets() if applets is None else applets
-    descriptors: list[dict[str, object]] = []
+    descriptors: list[Descriptor] = []
     manifests: dict[str, str] = {}
     for arch, busybox in sorted(binaries.items()):
         os_name, oci_arch = PLATFORMS[arch]
         raw = _rootfs_tar(busybox, applets)
-        diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
-        layer_digest, layer_size = _blob(path, gzip.compress(raw, mtime=0))
+        diff_id = sha256_digest(raw)
+        layer = _blob(layout, OCI_LAYER_GZIP, gzip.compress(raw, mtime=0))
         config = {
             "architecture": oci_arch,
             "os": os_name,
@@ -199,30 +209,37 @@ def write_busybox_layout(
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
             "history": [{"created_by": "acr-ci tests: busybox-static from Debian"}],
         }
-        config_digest, config_size = _blob(path, json.dumps(config).encode())
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": config_size},
-            "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": layer_digest, "size": layer_size}],
-        }
-        m_digest, m_size = _blob(path, json.dumps(manifest).encode())
-        manifests[arch] = m_digest
-        descriptors.append(
+        config_desc = _blob(layout, OCI_CONFIG, json.dumps(config).encode())
+        manifest = _manifest(
+            layout,
             {
+                "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
-                "digest": m_digest,
-                "size": m_size,
-                "platform": {"architecture": oci_arch, "os": os_name},
-            }
+                "config": config_desc.to_json(),
+                "layers": [layer.to_json()],
+            },
+            OCI_MANIFEST,
         )
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
-    i_digest, i_size = _blob(path, json.dumps(index).encode())
-    top = {
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": OCI_INDEX, "digest": i_digest, "size": i_size}],
-    }
-    (path / "index.json").write_text(json.dumps(top))
+        manifests[arch] = manifest.digest
+        descriptors.append(
+            Descriptor(
+                OCI_MANIFEST,
+                manifest.digest,
+                len(manifest.data),
+                platform=Platform(os=os_name, architecture=oci_arch),
+            )
+        )
+    index = _manifest(
+        layout,
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [d.to_json() for d in descriptors],
+        },
+        OCI_INDEX,
+    )
+    layout.set_entries([Descriptor(OCI_INDEX, index.digest, len(index.data))])
+    i_digest = index.digest
     return BaseLayout(path=path, index_digest=i_digest, manifests=manifests)
 
 
