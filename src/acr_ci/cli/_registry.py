@@ -11,12 +11,23 @@ import sys
 from collections.abc import Sequence
 
 from acr_ci.errors import NotFoundError, UsageError
+from acr_ci.registry.access import RegistryAccess
 from acr_ci.registry.client import Client
 from acr_ci.registry.copy import CopyResult
 from acr_ci.registry.media import Manifest, Platform
 from acr_ci.registry.progress import human_bytes
 from acr_ci.registry.reference import TAG_RE, LayoutReference, Location, Reference, parse_location
 from acr_ci.registry.store import Store
+
+
+def client_for(access: RegistryAccess, target: Location) -> Client:
+    """The client of ``push``/``copy``/``inspect``: the CI login goes to ``target``'s
+    registry only (when it is one), transfer progress to stderr unless ``--quiet``."""
+    from acr_ci.registry.access import open_client
+    from acr_ci.registry.progress import StreamProgress
+
+    hosts = [target.registry, target.api_host] if isinstance(target, Reference) else []
+    return open_client(access, login_hosts=hosts, progress=StreamProgress(sys.stderr))
 
 
 def parse_side(text: str, *, what: str) -> Location:

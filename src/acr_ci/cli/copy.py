@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
 
 from acr_ci.cli.common import Command, add_registry_flags, registry_access
@@ -45,16 +44,11 @@ def _options(args: argparse.Namespace) -> CopyOptions:
 
 def execute(opts: CopyOptions) -> int:
     from acr_ci.cli import _registry as rc
-    from acr_ci.registry.access import open_client
-    from acr_ci.registry.progress import StreamProgress
-    from acr_ci.registry.reference import Reference
 
     src = rc.parse_side(opts.source, what="copy source")
     dst = rc.parse_side(opts.destination, what="copy destination")
     platforms = rc.parse_platforms(opts.platforms)
-    hosts = [dst.registry, dst.api_host] if isinstance(dst, Reference) else []
-    client = open_client(opts.access, login_hosts=hosts, progress=StreamProgress(sys.stderr))
-    with client:
+    with rc.client_for(opts.access, dst) as client:
         result = client.copy(src, dst, platforms=platforms, referrers=opts.referrers)
     rc.report(result, dst, quiet=opts.access.quiet)
     print(result.digest)

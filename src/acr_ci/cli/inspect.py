@@ -32,13 +32,9 @@ def _options(args: argparse.Namespace) -> InspectOptions:
 
 def execute(opts: InspectOptions) -> int:
     from acr_ci.cli import _registry as rc
-    from acr_ci.registry.access import open_client
-    from acr_ci.registry.progress import StreamProgress
-    from acr_ci.registry.reference import Reference
 
     ref = rc.parse_side(opts.reference, what="inspect reference")
-    hosts = [ref.registry, ref.api_host] if isinstance(ref, Reference) else []
-    with open_client(opts.access, login_hosts=hosts, progress=StreamProgress(sys.stderr)) as client:
+    with rc.client_for(opts.access, ref) as client:
         text = rc.inspect(client, ref, raw=opts.raw)
     sys.stdout.write(text)
     return EXIT_OK

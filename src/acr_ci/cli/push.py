@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass, field
 
 from acr_ci.cli.common import Command, add_registry_flags, registry_access
@@ -39,17 +38,10 @@ def _options(args: argparse.Namespace) -> PushOptions:
 
 def execute(opts: PushOptions) -> int:
     from acr_ci.cli import _registry as rc
-    from acr_ci.registry.access import open_client
-    from acr_ci.registry.progress import StreamProgress
 
     src = rc.parse_layout(opts.source, what="push source")
     dst, tags = rc.push_destination(opts.destination, opts.extra_tags)
-    client = open_client(
-        opts.access,
-        login_hosts=[dst.registry, dst.api_host],
-        progress=StreamProgress(sys.stderr),
-    )
-    with client:
+    with rc.client_for(opts.access, dst) as client:
         result = client.push_layout(src, dst, tags)
     rc.report(result, dst, quiet=opts.access.quiet)
     print(result.digest)
