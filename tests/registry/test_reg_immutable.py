@@ -1,5 +1,6 @@
-"""Immutable tags: the one check every push path uses (``Client.push_layout(immutable=True)``),
-against a real registry; what tags point at is read back with skopeo."""
+"""Immutable tags: the one check every push path uses (``Client.check_immutable`` before
+``Client.push_layout``; the chain checks every image before its first push), against a real
+registry; what tags point at is read back with skopeo."""
 
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ from tests.support.layout import Layout
 
 from acr_ci.errors import ImmutableTagError
 from acr_ci.registry import Client, LayoutReference, Reference
+from acr_ci.registry.copy import CopyResult
 
 pytestmark = pytest.mark.registry
+
+
+def push_immutable(client: Client, layout: Layout, repo: Reference, tags: list[str]) -> CopyResult:
+    """What the chain does with ``immutable_tags: true``: check every tag, then push."""
+    src = LayoutReference(str(layout.path))
+    client.check_immutable(repo, tags, client.layout_digest(src))
+    return client.push_layout(src, repo, tags)
 
 
 def served_digest(ref: str) -> str | None:
@@ -35,17 +44,13 @@ def test_immutable_tags_refuse_to_move_and_allow_latest(
     assert first.index_digest != second.index_digest
     repo = Reference.parse(f"{registry.host}/immutable/app")
     with Client() as client:
-        client.push_layout(LayoutReference(str(first.path)), repo, ["latest", "v1"], immutable=True)
+        push_immutable(client, first, repo, ["latest", "v1"])
         # the same image again: a no-op success
-        again = client.push_layout(
-            LayoutReference(str(first.path)), repo, ["latest", "v1"], immutable=True
-        )
+        again = push_immutable(client, first, repo, ["latest", "v1"])
         assert again.digest == first.index_digest
         # another image under the same version tag: refused, and no tag moved
         with pytest.raises(ImmutableTagError) as info:
-            client.push_layout(
-                LayoutReference(str(second.path)), repo, ["latest", "v1"], immutable=True
-            )
+            push_immutable(client, second, repo, ["latest", "v1"])
     message = info.value.message
     assert "'v1'" in message
     assert first.index_digest in message and second.index_digest in message
@@ -55,7 +60,7 @@ def test_immutable_tags_refuse_to_move_and_allow_latest(
 
     # a new version tag is fine, and `latest` may move with it
     with Client() as client:
-        client.push_layout(LayoutReference(str(second.path)), repo, ["latest", "v2"], immutable=True)
+        push_immutable(client, second, repo, ["latest", "v2"])
     assert served_digest(f"{registry.host}/immutable/app:v2") == second.index_digest
     assert served_digest(f"{registry.host}/immutable/app:latest") == second.index_digest
     assert served_digest(f"{registry.host}/immutable/app:v1") == first.index_digest

@@ -220,16 +220,13 @@ class Client:
         layout: str | os.PathLike[str] | LayoutReference,
         dst: Reference,
         tags: Sequence[str],
-        *,
-        immutable: bool = False,
     ) -> CopyResult:
         """Push the image of an OCI layout to ``dst`` under ``tags`` (a copy from the layout).
 
-        With ``immutable``, :meth:`check_immutable` runs first: no tag moves if one would.
+        With immutable tags, the caller runs :meth:`check_immutable` for every image first
+        (the chain does, before its first push), so that no tag moves if one would.
         """
         src = layout if isinstance(layout, LayoutReference) else LayoutReference(str(layout))
-        if immutable:
-            self.check_immutable(dst, tags, self.layout_digest(src))
         return self.copy(src, dst, list(tags))
 
 
