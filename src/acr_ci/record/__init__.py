@@ -31,8 +31,7 @@ from __future__ import annotations
 
 from acr_ci.errors import RecordError  # lives in errors.py; importable here too
 from acr_ci.models import Status
-
-from .details import (
+from acr_ci.record.details import (
     DETAILS,
     BuildDetail,
     GateFailure,
@@ -45,11 +44,18 @@ from .details import (
     TriggerDetail,
     detail_from_json,
 )
-from .files import DEFAULT_PATH, MAX_RECORD_BYTES, read, write
-from .model import RECORD_KIND, RECORD_VERSION, STEP_NAMES, ImageRecord, RunRecord, StepRecord
-from .shape import redact
-from .summary import summary_markdown
-from .validation import schema, validate
+from acr_ci.record.files import DEFAULT_PATH, MAX_RECORD_BYTES, read, write
+from acr_ci.record.model import (
+    RECORD_KIND,
+    RECORD_VERSION,
+    STEP_NAMES,
+    ImageRecord,
+    RunRecord,
+    StepRecord,
+)
+from acr_ci.record.shape import redact
+from acr_ci.record.summary import summary_markdown
+from acr_ci.record.validation import schema, validate
 
 __all__ = [
     "DEFAULT_PATH",

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from acr_ci.config.model import ScanMode
 from acr_ci.models import Status
+from acr_ci.record.shape import Doc, unreadable
 from acr_ci.sync import TagSync
 from acr_ci.triggers import Delivery
-
-from .shape import Doc, unreadable
 
 if TYPE_CHECKING:
     from acr_ci.scan.gate import GateResult

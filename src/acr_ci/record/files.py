@@ -8,9 +8,8 @@ from pathlib import Path
 
 from acr_ci import fileio
 from acr_ci.errors import RecordError
-
-from .model import RunRecord
-from .validation import validate
+from acr_ci.record.model import RunRecord
+from acr_ci.record.validation import validate
 
 DEFAULT_PATH = "acr-ci-record.json"
 MAX_RECORD_BYTES = 32 * 1024 * 1024

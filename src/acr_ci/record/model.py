@@ -10,10 +10,9 @@ from typing import Any
 from acr_ci import __version__
 from acr_ci.errors import EXIT_BLOCKED, EXIT_FAILED, EXIT_OK
 from acr_ci.models import BuildPlan, RefContext, RefType, Status
-
-from .details import DETAILS, NoDetail, StepDetail, detail_from_json
-from .shape import Doc, iso_time, redact, seconds_between, unreadable
-from .validation import validate
+from acr_ci.record.details import DETAILS, NoDetail, StepDetail, detail_from_json
+from acr_ci.record.shape import Doc, iso_time, redact, seconds_between, unreadable
+from acr_ci.record.validation import validate
 
 RECORD_KIND = "acr-ci/run-record"
 RECORD_VERSION = 1

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from acr_ci.models import Status
-
-from .details import SyncDetail, TriggerDetail
-from .model import STEP_NAMES, RunRecord, StepRecord
-from .shape import redact
+from acr_ci.record.details import SyncDetail, TriggerDetail
+from acr_ci.record.model import STEP_NAMES, RunRecord, StepRecord
+from acr_ci.record.shape import redact
 
 _MARK = {
     Status.SUCCEEDED: "✅",
