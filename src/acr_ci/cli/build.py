@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from acr_ci.cli.common import Command, RefOptions, add_ref_flags, login_from_env, ref_options
+from acr_ci.cli.common import (
+    Command,
+    RefOptions,
+    add_ref_flags,
+    add_registry_flags,
+    ref_options,
+    registry_access,
+)
 from acr_ci.errors import EXIT_OK
 from acr_ci.registry.access import RegistryAccess
 
@@ -48,6 +55,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where the OCI layouts go (default: a new temporary directory, kept)",
     )
+    add_registry_flags(p)
 
 
 def _options(args: argparse.Namespace) -> BuildOptions:
@@ -57,7 +65,7 @@ def _options(args: argparse.Namespace) -> BuildOptions:
         rule=args.rule,
         output_json=args.output_json,
         layout_dir=args.layout_dir,
-        access=RegistryAccess(login=login_from_env()),
+        access=registry_access(args),
     )
 
 

@@ -136,11 +136,6 @@ def registry_access(
     )
 
 
-def login_from_env(env: Mapping[str, str] | None = None) -> Login | None:
-    """The CI login from the environment only (commands without registry flags)."""
-    return Login.from_env(os.environ if env is None else env)
-
-
 def config_client(
     config: Config,
     access: RegistryAccess | None = None,

@@ -196,7 +196,7 @@ def invocation(inputs: Inputs, workdir: Path, env: Mapping[str, str] | None = No
             rule=inputs.rule or None,
             output_json=output,
             layout_dir=layout_dir,
-            access=RegistryAccess(login=login),
+            access=access,
         )
         return Invocation(cmd, o_build, lambda: build.execute(o_build), output)
     if cmd == "scan":

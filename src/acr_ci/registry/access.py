@@ -42,6 +42,9 @@ class Login:
 
     username: str
     password: str = field(repr=False)
+    only: frozenset[str] | None = None
+    """The registries this login was issued for (a CI job token: GitLab's for
+    ``$CI_REGISTRY``, GitHub's for ``ghcr.io``); ``None``: whatever the command targets."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, password: str | None = None) -> Login | None:
@@ -62,11 +65,16 @@ class Login:
         return cls(user, secret) if user else None
 
     def for_hosts(self, hosts: Iterable[str]) -> CredentialSource:
-        """These credentials, given to ``hosts`` only."""
-        return StaticCredentials(
-            Credentials(self.username, self.password),
-            frozenset(normalize_host(h) for h in hosts if h),
-        )
+        """These credentials, given to ``hosts`` only (and of those, only to the ones in
+        :attr:`only` when it is set)."""
+        wanted = frozenset(normalize_host(h) for h in hosts if h)
+        if self.only is not None:
+            wanted &= frozenset(normalize_host(h) for h in self.only)
+        return StaticCredentials(Credentials(self.username, self.password), wanted)
+
+    def issued_for(self, *hosts: str) -> Login:
+        """This login, restricted to ``hosts`` (a job token for its own registry)."""
+        return Login(self.username, self.password, frozenset(hosts))
 
 
 @dataclass(frozen=True)

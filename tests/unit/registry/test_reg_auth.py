@@ -197,3 +197,17 @@ def test_env_credentials(env: dict[str, str], stdin: bool,
     creds = source.get("r.io")
     assert creds is not None and (creds.username, creds.secret) == expected
     assert source.get("elsewhere.io") is None  # never sent to another registry
+
+
+def test_a_job_token_goes_only_to_the_registry_it_was_issued_for() -> None:
+    from acr_ci.registry.access import Login
+
+    token = Login("gitlab-ci-token", "job-token").issued_for("registry.gitlab.example")
+    source = token.for_hosts(["registry.gitlab.example", "other.example:5000"])
+    creds = source.get("registry.gitlab.example")
+    assert creds is not None and creds.secret == "job-token"
+    assert source.get("other.example:5000") is None
+    assert token.for_hosts(["other.example:5000"]).get("other.example:5000") is None
+    assert "job-token" not in repr(token)
+    plain = Login("u", "p").for_hosts(["other.example:5000"])
+    assert plain.get("other.example:5000") is not None
