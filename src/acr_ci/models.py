@@ -31,6 +31,9 @@ class RefType(enum.StrEnum):
     TAG = "tag"
 
 
+DEFAULT_RECORD_PATH = "acr-ci-record.json"
+"""Where ``acr-ci run`` writes its run record unless told (``--record``, a front end's input)."""
+
 MAX_REF_NAME = 1024
 """Ref names longer than this are refused (git allows more; nobody needs it)."""
 

@@ -15,7 +15,7 @@ from acr_ci.cli.common import (
     ref_options,
     registry_access,
 )
-from acr_ci.record import DEFAULT_PATH
+from acr_ci.models import DEFAULT_RECORD_PATH as DEFAULT_PATH
 from acr_ci.registry.access import RegistryAccess
 
 

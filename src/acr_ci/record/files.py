@@ -8,10 +8,11 @@ from pathlib import Path
 
 from acr_ci import fileio
 from acr_ci.errors import RecordError
+from acr_ci.models import DEFAULT_RECORD_PATH
 from acr_ci.record.model import RunRecord
 from acr_ci.record.validation import validate
 
-DEFAULT_PATH = "acr-ci-record.json"
+DEFAULT_PATH = DEFAULT_RECORD_PATH
 MAX_RECORD_BYTES = 32 * 1024 * 1024
 """:func:`read` refuses bigger files (a record of a few hundred images is far smaller)."""
 

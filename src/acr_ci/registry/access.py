@@ -19,19 +19,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from acr_ci.errors import UsageError
-from acr_ci.registry.auth import (
-    ENV_PASSWORD,
-    ENV_USERNAME,
-    Credentials,
-    CredentialSource,
-    StaticCredentials,
-    ci_then_docker_config,
-    normalize_host,
-)
 
 if TYPE_CHECKING:
+    from acr_ci.registry.auth import CredentialSource
     from acr_ci.registry.client import Client
     from acr_ci.registry.progress import Progress
+
+# The registry modules (auth: subprocess, json; client: requests) are imported where they
+# are used, so that the command layer's option types cost nothing on `acr-ci plan`.
 
 DEFAULT_JOBS = 4
 
@@ -51,6 +46,8 @@ class Login:
         """The login from ``$ACR_CI_REGISTRY_USERNAME``/``PASSWORD``; ``password`` (read
         from ``--password-stdin`` by the command layer) replaces the env's password.
         ``None`` when neither is set; a :class:`UsageError` when only one is."""
+        from acr_ci.registry.auth import ENV_PASSWORD, ENV_USERNAME
+
         user = env.get(ENV_USERNAME, "")
         if password is not None:
             if not user:
@@ -67,6 +64,8 @@ class Login:
     def for_hosts(self, hosts: Iterable[str]) -> CredentialSource:
         """These credentials, given to ``hosts`` only (and of those, only to the ones in
         :attr:`only` when it is set)."""
+        from acr_ci.registry.auth import Credentials, StaticCredentials, normalize_host
+
         wanted = frozenset(normalize_host(h) for h in hosts if h)
         if self.only is not None:
             wanted &= frozenset(normalize_host(h) for h in self.only)
@@ -106,6 +105,7 @@ def open_client(
     ``insecure``: more hosts allowed plain HTTP (the config's); ``progress``: where
     transfer progress goes (``None``, or when ``access.quiet``: nowhere).
     """
+    from acr_ci.registry.auth import ci_then_docker_config
     from acr_ci.registry.client import Client, insecure_from_env
 
     ci = access.login.for_hosts(login_hosts) if access.login else None
