@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from acr_ci.build import Builder, BuildResult
     from acr_ci.registry.client import Client
     from acr_ci.scan.engine import ScanEngine as Engine
+    from acr_ci.scan.service import ScanOutcome
     from acr_ci.sync import SyncResult
     from acr_ci.triggers import Sender, TriggerResult
 
@@ -143,6 +144,9 @@ class ChainParts:
     """The time source for step times."""
     stop: Stop = Stop.END
     """Where the run ends."""
+    gitlab_report: str | None = None
+    """Where the scans' GitLab ``container_scanning`` report goes (one file for every
+    image scanned, rewritten after each scan); None: none."""
     fail_fast: bool = False
     """Raise the first failure (build, immutable tags, push) instead of recording it and
     going on with the other images (``acr-ci build``)."""
@@ -207,6 +211,7 @@ class Chain:
         self.clock = parts.clock
         self.out = parts.log
         self._workdir = parts.workdir
+        self._gitlab_scans: list[ScanOutcome] = []
 
     # -- small helpers ------------------------------------------------------------------
 
@@ -421,6 +426,7 @@ class Chain:
             outcome = run_scan(
                 request, client=self.client, log=self.out, engine=self.parts.scan_engine
             )
+            self._gitlab_report(outcome)
         except GateError as e:
             # the gate runs only for a blocked image: it stays blocked, the gate's failure noted
             image.add(
@@ -462,6 +468,18 @@ class Chain:
         if verdict.blocked and cfg.mode is ScanMode.NON_BLOCKING:
             note = f"non-blocking mode, would have {verdict.reason}"
         image.add(self._step("scan", started, Status.SUCCEEDED, reason=note, detail=detail))
+
+    def _gitlab_report(self, outcome: ScanOutcome) -> None:
+        """Add ``outcome`` to the GitLab report, when one was asked for."""
+        if not self.parts.gitlab_report:
+            return
+        from acr_ci import fileio
+        from acr_ci.scan.formats.gitlab import GitlabFormat
+
+        self._gitlab_scans.append(outcome)
+        scans = [(o.context, o.findings, o.verdict) for o in self._gitlab_scans]
+        doc = GitlabFormat().render_scans(scans)
+        fileio.write_json(self.parts.gitlab_report, doc, what="the GitLab report")
 
     def sync(self, plan: BuildPlan, image: _Image) -> None:
         rules = self.config.sync

@@ -182,3 +182,30 @@ scan:
     schema_file = SCHEMAS / "gitlab-container-scanning-report-15.2.4.schema.json"
     errors = list(jsonschema.Draft7Validator(json.loads(schema_file.read_text())).iter_errors(report))
     assert errors == [], errors[0].message
+
+
+def test_component_project_ships_license_pipeline_and_release(tmp_path: Path) -> None:
+    from acr_ci import config as config_mod
+
+    for license_file in (ROOT / "LICENSE", ROOT / "gitlab" / "LICENSE"):
+        text = license_file.read_text()
+        assert "Apache License" in text and "Version 2.0, January 2004" in text
+        assert "END OF TERMS AND CONDITIONS" in text
+    pipeline_file = ROOT / "gitlab" / ".gitlab-ci.yml"
+    pipeline = load_yaml(pipeline_file)
+    (component,) = [inc for inc in pipeline["include"] if "component" in inc]
+    assert component["component"] == "$CI_SERVER_FQDN/$CI_PROJECT_PATH/acr-ci@$CI_COMMIT_SHA"
+    assert component["inputs"]["config"] == "tests/acr-ci.yml"
+    config_mod.load(str(ROOT / "gitlab" / "tests" / "acr-ci.yml"))  # the config it plans with
+    (release,) = [job for job in pipeline.values() if isinstance(job, dict) and "release" in job]
+    assert release["release"]["tag_name"] == "$CI_COMMIT_TAG"
+    assert any("$CI_COMMIT_TAG" in r["if"] for r in release["rules"])
+    assert ":latest" not in pipeline_file.read_text()
+    # GitLab's CI schema (vendored by check-jsonschema); `include: component:` itself
+    # resolves only on a GitLab server
+    checker = tool("check-jsonschema")
+    p = subprocess.run(
+        [checker, "--builtin-schema", "vendor.gitlab-ci", str(pipeline_file), str(EXAMPLE)],
+        capture_output=True, text=True, check=False,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr

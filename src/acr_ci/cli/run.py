@@ -27,6 +27,9 @@ class RunOptions:
     layout_dir: str | None = None
     """Where the OCI layouts go (None: a new temporary folder, kept)."""
     access: RegistryAccess = field(default_factory=RegistryAccess)
+    gitlab_report: str | None = None
+    """Where the scans' GitLab ``container_scanning`` report goes (None: none; the GitLab
+    front end's ``container-scanning-report`` input, not a flag)."""
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,6 +70,7 @@ def execute(opts: RunOptions) -> int:
             client=client,
             workdir=Path(opts.layout_dir) if opts.layout_dir else None,
             log=io.StringIO() if opts.access.quiet else sys.stderr,
+            gitlab_report=opts.gitlab_report,
         )
         run = chain.run_chain(cfg, ref, parts)
     path = record.write(run, opts.record)

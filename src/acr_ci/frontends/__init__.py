@@ -25,7 +25,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,9 @@ class Inputs:
     layout_dir: str = ""
     username: str = ""
     password: str = ""
+    login_only: tuple[str, ...] | None = None
+    """The registries the login was issued for (a CI job token's own registry: the
+    platform's front end says so); None: any registry the command targets."""
     summary: bool = True
     verbose: bool = False
 
@@ -150,9 +153,13 @@ class Invocation:
 
 
 def _login(inputs: Inputs, env: Mapping[str, str]) -> Login | None:
-    """The inputs' registry login when given (both or neither), else the environment's."""
+    """The inputs' registry login when given (both or neither; for
+    :attr:`Inputs.login_only` only), else the environment's."""
     if inputs.username or inputs.password:
-        return Login.from_env({ENV_USERNAME: inputs.username, ENV_PASSWORD: inputs.password})
+        login = Login.from_env({ENV_USERNAME: inputs.username, ENV_PASSWORD: inputs.password})
+        if login is not None and inputs.login_only is not None:
+            return login.issued_for(*inputs.login_only)
+        return login
     return Login.from_env(env)
 
 
@@ -182,7 +189,11 @@ def invocation(inputs: Inputs, workdir: Path, env: Mapping[str, str] | None = No
     layout_dir = inputs.layout_dir or None
     if cmd == "run":
         o_run = run.RunOptions(
-            ref=ref, record=inputs.record or DEFAULT_RECORD, layout_dir=layout_dir, access=access
+            ref=ref,
+            record=inputs.record or DEFAULT_RECORD,
+            layout_dir=layout_dir,
+            access=access,
+            gitlab_report=inputs.gitlab_report or None,
         )
         return Invocation(cmd, o_run, lambda: run.execute(o_run))
     if cmd == "plan":
@@ -266,6 +277,8 @@ def collect(inputs: Inputs, inv: Invocation, exit_code: int, stdout: str) -> Res
             # `acr-ci run` prints the record's Markdown summary, and only that, on stdout
             summary = stdout if inputs.summary else ""
             results = outputs.from_record(run, path=inputs.record, summary=summary)
+            if inputs.gitlab_report and Path(inputs.gitlab_report).exists():
+                results = replace(results, reports={"container_scanning": inputs.gitlab_report})
         else:
             results = outputs.from_exit(cmd, exit_code)
     elif cmd == "build":

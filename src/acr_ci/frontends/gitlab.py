@@ -6,10 +6,18 @@ script is only this module, so no input is ever spliced into shell text. It runs
 ``acr-ci`` command and writes the dotenv report (``$ACR_CI_DOTENV``, default
 ``acr-ci.env``: ``ACR_CI_DIGEST``, ``ACR_CI_TAGS``… see
 :mod:`acr_ci.platforms.sinks.gitlab`) and, for ``scan``, the ``container_scanning``
-report (``$ACR_CI_INPUT_CONTAINER_SCANNING_REPORT``).
+report (``$ACR_CI_INPUT_CONTAINER_SCANNING_REPORT``), for ``run`` and ``scan``.
 
 Credentials default to the project's registry (``$CI_REGISTRY_USER`` /
-``$CI_REGISTRY_PASSWORD``); a reference GitLab left unexpanded counts as none. With
+``$CI_REGISTRY_PASSWORD``); a reference GitLab left unexpanded counts as none. The job
+token (a password equal to ``$CI_REGISTRY_PASSWORD`` or ``$CI_JOB_TOKEN``, however the
+inputs named it) is sent to ``$CI_REGISTRY`` only, never to a config ``image:`` or
+target image on another registry; any other password in the inputs goes to the
+registries the command targets, as on every platform.
+
+``scan``, ``sync`` and ``trigger`` need the target image: empty, or still an
+unexpanded ``$VARIABLE`` (a ``needs:`` whose dotenv never arrived), the job stops with
+exit 2 and says so, instead of gating reports with no image. With
 ``ACR_CI_INPUT_COMMIT_STATUSES=true`` and a token in ``$ACR_CI_GITLAB_TOKEN``, one commit
 status per chain step is posted (:mod:`acr_ci.frontends.statuses`).
 """
@@ -21,12 +29,17 @@ import string
 import sys
 from collections.abc import Mapping, MutableMapping
 
-from acr_ci.errors import AcrError
+from acr_ci.errors import AcrError, UsageError
 from acr_ci.frontends import Inputs, env_get, execute, expanded, parse_bool, read_inputs
+from acr_ci.platforms import outputs
+from acr_ci.platforms.outputs import Annotation, Level
 from acr_ci.platforms.sinks.gitlab import GitLabSink
 
 PREFIX = "ACR_CI_INPUT_"
 TOKEN_ENV = "ACR_CI_GITLAB_TOKEN"  # noqa: S105 - a variable name
+JOB_TOKENS = ("CI_REGISTRY_PASSWORD", "CI_JOB_TOKEN")
+"""The job's own token, under the names GitLab gives it."""
+NEEDS_IMAGE = ("scan", "sync", "trigger")
 
 
 def var(name: str) -> str:
@@ -34,18 +47,59 @@ def var(name: str) -> str:
     return PREFIX + name.replace("-", "_").upper()
 
 
+def job_token_scope(password: str, env: Mapping[str, str]) -> tuple[str, ...] | None:
+    """Where ``password`` may go: ``($CI_REGISTRY,)`` when it is the job's token (nowhere
+    when the project has no registry), else None (any registry the command targets)."""
+    tokens = {t for t in (expanded(env.get(name)) for name in JOB_TOKENS) if t}
+    if not password or password not in tokens:
+        return None
+    registry = expanded(env.get("CI_REGISTRY"))
+    return (registry,) if registry else ()
+
+
+def target_image(raw: str, command: str, env: Mapping[str, str]) -> str:
+    """The target image input with job variables expanded (``$ACR_CI_IMAGE``, an earlier
+    job's dotenv, where GitLab left the reference as is); a :class:`UsageError` when a
+    command that needs it gets none or a reference nothing defined."""
+    image = string.Template(raw).safe_substitute(env).strip()
+    if command.strip().lower() not in NEEDS_IMAGE:
+        return expanded(image)
+    if not image:
+        raise UsageError(
+            f"acr-ci {command}: the target-image input is empty",
+            "set target-image, or run it after a run/build job that publishes $ACR_CI_IMAGE",
+        )
+    if "$" in image:
+        raise UsageError(
+            f"acr-ci {command}: the target-image input is still {image!r}: "
+            "no job variable defines it",
+            "list the run/build job whose dotenv report defines it under needs: (with "
+            "artifacts), and make sure that job ran; or set target-image to the image",
+        )
+    return image
+
+
 def inputs_from_env(env: Mapping[str, str]) -> Inputs:
     def get(name: str, default: str = "") -> str:
         return env_get(env, var(name), default)
 
+    password = expanded(env.get(var("registry-password")))
+    command = get("command", "run")
     return read_inputs(
         get,
-        password=expanded(env.get(var("registry-password"))),
-        # `$ACR_CI_IMAGE` (an earlier job's dotenv) where GitLab left the reference as is
-        image=expanded(string.Template(get("image")).safe_substitute(env)),
+        password=password,
+        image=target_image(get("image"), command, env),
         gitlab_report=get("container-scanning-report"),
         username=expanded(get("registry-user")),
+        login_only=job_token_scope(password, env),
     )
+
+
+def _refused(sink: GitLabSink, command: str, error: AcrError) -> None:
+    """Publish a job that stopped before its command ran: the error as an annotation
+    (printed ``error: …`` in the log) and the dotenv report (``ACR_CI_STATUS=error``)."""
+    note = Annotation(Level.ERROR, error.message, title=f"acr-ci {command}")
+    sink.publish(outputs.with_annotations(outputs.from_exit(command, error.exit_code), [note]))
 
 
 def main(environ: MutableMapping[str, str] | None = None) -> int:
@@ -57,6 +111,7 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
         code = execute(inputs, sink, environ=env)
     except AcrError as e:
         sys.stderr.write(f"acr-ci: error: {e.diagnostics()}\n")
+        _refused(sink, env_get(env, var("command"), "run"), e)
         return e.exit_code
     token = (env.get(TOKEN_ENV) or "").strip()
     if token and statuses:

@@ -8,6 +8,9 @@ prefix as type); severity negligible → ``Info``, unknown → ``Unknown``;
 ``location.operating_system`` is what the scanner named (else ``unknown``) plus
 the platform, so the same package on two platforms stays two entries.
 ``scan.messages`` carries the verdict.
+
+:meth:`GitlabFormat.render_scans` makes one report of several images' scans (``acr-ci
+run --gitlab-report``): every image's entries, each verdict named by its image.
 """
 
 from __future__ import annotations
@@ -99,6 +102,25 @@ class GitlabFormat(DocumentFormat):
             "vulnerabilities": vulns,
             "remediations": [],
         }
+
+    def render_scans(
+        self, scans: Sequence[tuple[ScanContext, Sequence[Finding], Verdict]]
+    ) -> dict[str, Any]:
+        """One report over ``scans`` (at least one): the first scan's header, the last
+        one's end time, every entry and every message (prefixed with its image)."""
+        if len(scans) == 1:
+            return self.render(*scans[0])
+        docs = [(ctx.image, self.render(ctx, f, v)) for ctx, f, v in scans]
+        doc = docs[0][1]
+        doc["scan"]["messages"] = []
+        for image, d in docs:
+            doc["scan"]["messages"] += [
+                {**m, "value": f"{image}: {m['value']}"} for m in d["scan"]["messages"]
+            ]
+            doc["scan"]["end_time"] = d["scan"]["end_time"]
+            if d is not doc:
+                doc["vulnerabilities"] += d["vulnerabilities"]
+        return doc
 
 
 def _entry(ctx: ScanContext, f: Finding, vid: str, merged: Vulnerability | None) -> dict[str, Any]:
