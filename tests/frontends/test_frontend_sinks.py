@@ -228,16 +228,16 @@ def test_tekton_build_without_push_writes_no_chains_results(
         assert sorted(p.name for p in out.iterdir()) == expected
         assert (out / "TAGS").read_text() == "r/a:1"
     # the front end: push "false" on a build drops them, push "true" keeps them
-    for push, expected_sink in (("false", False), ("true", True)):
-        seen: list[bool] = []
+    seen: list[bool] = []
 
-        def execute(inputs: Inputs, sink: TektonSink, environ: object) -> int:
-            seen.append(sink.pushed)
-            return 0
+    def execute(inputs: Inputs, sink: TektonSink, environ: object) -> int:
+        seen.append(sink.pushed)
+        return 0
 
-        monkeypatch.setattr(tk_frontend, "execute", execute)
-        assert tk_frontend.main({"PARAM_COMMAND": "build", "PARAM_PUSH": push}) == 0
-        assert seen == [expected_sink]
+    monkeypatch.setattr(tk_frontend, "execute", execute)
+    for command, push in (("build", "false"), ("build", "true"), ("run", "false")):
+        assert tk_frontend.main({"PARAM_COMMAND": command, "PARAM_PUSH": push}) == 0
+    assert seen == [False, True, True]
 
 
 def test_sink_for_unknown_platform() -> None:
