@@ -29,19 +29,29 @@ from tests.support.layout import Layout
 from tests.support.webhook import WebhookReceiver
 
 TASKS = {p.parent.parent.name: p for p in sorted((ROOT / "tekton" / "task").glob("*/0.1/*.yaml"))}
+TESTS = sorted((ROOT / "tekton" / "task").glob("*/0.1/tests/run.yaml"))
 PIPELINE = ROOT / "tekton" / "pipeline" / "acr-ci" / "0.1" / "acr-ci.yaml"
 ALL_FILES = [*TASKS.values(), PIPELINE]
 VAR = re.compile(r"\$\(([^)]+)\)")
 SHA = "0123456789abcdef0123456789abcdef01234567"
 TIME = "2026-11-23T12:00:00Z"
+HUB_CATEGORIES = frozenset({  # Tekton Hub's list (tektoncd/hub config.yaml)
+    "Automation", "Build Tools", "CLI", "Cloud", "Code Quality", "Continuous Integration",
+    "Deployment", "Developer Tools", "Image Build", "Integration & Delivery", "Git", "Kubernetes",
+    "Messaging", "Monitoring", "Networking", "Openshift", "Publishing", "Security", "Storage",
+    "Testing",
+})
 
 
 def test_catalog_layout() -> None:
-    assert set(TASKS) == {"acr-ci-build", "acr-ci-scan", "acr-ci-sync", "acr-ci-trigger"}
+    assert set(TASKS) == {"acr-ci-build", "acr-ci-run", "acr-ci-scan", "acr-ci-sync", "acr-ci-trigger"}
     for name, path in TASKS.items():
         assert path.name == f"{name}.yaml"
         assert (path.parent / "README.md").exists(), name
         assert list((path.parent / "samples").glob("*.yaml")), name
+        assert (path.parent / "tests" / "run.yaml").exists(), name  # the catalog's e2e test
+        hook = path.parent / "tests" / "pre-apply-task-hook.sh"
+        assert not hook.exists() or os.access(hook, os.X_OK), name
     assert (PIPELINE.parent / "README.md").exists()
 
 
@@ -54,11 +64,14 @@ def test_catalog_labels_and_annotations(path: Path) -> None:
     for key in ("tekton.dev/pipelines.minVersion", "tekton.dev/categories", "tekton.dev/tags",
                 "tekton.dev/platforms", "tekton.dev/displayName"):
         assert meta["annotations"].get(key), f"{path.name}: {key}"
+    categories = {c.strip() for c in meta["annotations"]["tekton.dev/categories"].split(",")}
+    assert categories <= HUB_CATEGORIES, f"{path.name}: not a Tekton Hub category: {categories - HUB_CATEGORIES}"
 
 
 def test_tekton_lint_is_clean() -> None:
-    everything = sorted((ROOT / "tekton").rglob("*.yaml"))  # Tasks, Pipeline and samples
-    assert len(everything) == len(ALL_FILES) * 2
+    everything = sorted((ROOT / "tekton").rglob("*.yaml"))  # Tasks, Pipeline, samples, tests
+    assert len(everything) == len(ALL_FILES) * 2 + len(TESTS)
+    assert len(TESTS) == len(TASKS)
     p = subprocess.run([tool("tekton-lint"), "--format", "json", *map(str, everything)],
                        capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -116,16 +129,25 @@ def test_params_reach_the_script_only_through_env(name: str) -> None:
     for step in spec["steps"]:
         assert VAR.search(step["script"]) is None, f"{name}: $(...) inside the script"
         assert step["script"].startswith("#!/bin/sh\n")
-        env = {e["name"]: e["value"] for e in step["env"]}
+        env = {e["name"]: e.get("value") or json.dumps(e["valueFrom"]) for e in step["env"]}
         via_env = {m for v in env.values() for m in re.findall(r"\$\(params\.([a-z0-9-]+)\)", v)}
         assert via_env | {"acr-ci-image"} == declared, name
         assert env["ACR_CI_PLATFORM"] == "tekton"
         for result in spec["results"]:
             assert env[f"ACR_CI_RESULT_{result['name']}"] == f"$(results.{result['name']}.path)"
         assert env["WORKSPACE_DOCKERCONFIG_BOUND"] == "$(workspaces.dockerconfig.bound)"
+        assert env["WORKSPACE_SSLCERTDIR_BOUND"] == "$(workspaces.sslcertdir.bound)"
+        for e in step["env"]:  # a Secret reaches the step only as an optional env value
+            assert set(e) == {"name", "value"} or e["valueFrom"]["secretKeyRef"]["optional"] is True
     names = {r["name"] for r in spec["results"]}
-    if name == "acr-ci-build":
-        assert {"IMAGE_URL", "IMAGE_DIGEST", "IMAGES"} <= names
+    if name in ("acr-ci-build", "acr-ci-run"):
+        assert {"IMAGE_URL", "IMAGE_DIGEST", "IMAGES", "TAGS"} <= names
+        # buildah's storage on a volume of its own, as in the catalog's buildah Task
+        (mount,) = step["volumeMounts"]
+        assert mount == {"name": "varlibcontainers", "mountPath": "/var/lib/containers"}
+        assert spec["volumes"] == [{"name": "varlibcontainers", "emptyDir": {}}]
+    if name == "acr-ci-run":
+        assert env["PARAM_COMMAND"] == "run" and "RECORD" in names
 
 
 # -- running the step scripts ------------------------------------------------------------------
@@ -141,8 +163,14 @@ def substitute(value: str, values: dict[str, str]) -> str:
 
 
 def run_task(name: str, params: dict[str, str], source: Path, tmp: Path,
-             dockerconfig: Path | None = None) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
-    """Run the Task's step as Tekton would (see the module doc); returns the results read back."""
+             dockerconfig: Path | None = None, *, sslcertdir: Path | None = None,
+             secrets: dict[tuple[str, str], str] | None = None,
+             path_first: Path | None = None) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """Run the Task's step as Tekton would (see the module doc); returns the results read back.
+
+    ``secrets``: the cluster's Secrets, ``(name, key) → value``, for ``valueFrom.secretKeyRef``
+    (optional ones left out when missing, as the kubelet does); ``path_first``: a directory
+    put before this Python on ``PATH`` (a stand-in ``python3``)."""
     spec = load_yaml(TASKS[name])["spec"]
     values: dict[str, str] = {}
     for p in spec["params"]:
@@ -159,12 +187,23 @@ def run_task(name: str, params: dict[str, str], source: Path, tmp: Path,
     values["workspaces.source.path"] = str(source)
     values["workspaces.dockerconfig.bound"] = "true" if dockerconfig else "false"
     values["workspaces.dockerconfig.path"] = str(dockerconfig) if dockerconfig else ""
+    values["workspaces.sslcertdir.bound"] = "true" if sslcertdir else "false"
+    values["workspaces.sslcertdir.path"] = str(sslcertdir) if sslcertdir else ""
     (step,) = spec["steps"]
     base = {k: v for k, v in os.environ.items()
             if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_", "PARAM_", "DOCKER_CONFIG"))}
     base.pop("CI", None)
-    env = {**base, **{e["name"]: substitute(e["value"], values) for e in step["env"]}}
+    env = {**base, **{e["name"]: substitute(e["value"], values) for e in step["env"] if "value" in e}}
+    for e in step["env"]:
+        if "valueFrom" in e:
+            ref = e["valueFrom"]["secretKeyRef"]
+            found = (secrets or {}).get((substitute(ref["name"], values), substitute(ref["key"], values)))
+            assert found is not None or ref.get("optional"), f"{name}: Secret for {e['name']} is missing"
+            if found is not None:
+                env[e["name"]] = found
     env["PATH"] = python_bin_dir() + os.pathsep + base.get("PATH", "")
+    if path_first is not None:
+        env["PATH"] = str(path_first) + os.pathsep + env["PATH"]
     script = tmp / f"{name}.sh"
     script.write_text(step["script"])
     proc = subprocess.run(["sh", str(script)], cwd=substitute(step["workingDir"], values), env=env,
