@@ -310,3 +310,274 @@ triggers:
         assert "CVE-2024-3094" in proc.stderr
     finally:
         receiver.stop()
+
+
+# -- every tag of every image: the step scripts' loops, with a stand-in python3 ---------------
+
+FAKE_PYTHON = """#!/bin/sh
+# Stands in for the image's python3: logs what the step asked for, answers by the image's
+# name (".../fail..." fails, ".../blocked..." is blocked) and writes the results it would.
+printf '%s|%s|%s\\n' "$*" "$PARAM_COMMAND" "$PARAM_IMAGE" >> "$FAKE_LOG"
+code=0; status=succeeded; blocked=false
+case "$PARAM_IMAGE" in
+  *fail*) code=1; status=failed ;;
+  *blocked*) code=3; status=blocked; blocked=true ;;
+esac
+printf '%s' "$status" > "$ACR_CI_RESULT_STATUS"
+if [ -n "${ACR_CI_RESULT_BLOCKED:-}" ]; then printf '%s' "$blocked" > "$ACR_CI_RESULT_BLOCKED"; fi
+exit "$code"
+"""
+DA = "sha256:" + "a" * 64
+DB = "sha256:" + "b" * 64
+
+
+def run_with_fake_python(name: str, params: dict[str, str], tmp: Path) -> tuple[int, dict[str, str], list[str]]:
+    """The Task's step script with :data:`FAKE_PYTHON` as ``python3``: (exit code, results,
+    one ``PARAM_IMAGE`` per acr-ci run)."""
+    bin_dir = tmp / "fake-bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "python3"
+    fake.write_text(FAKE_PYTHON)
+    fake.chmod(0o755)
+    log = tmp / "fake.log"
+    log.unlink(missing_ok=True)
+    source = tmp / "source"
+    source.mkdir(exist_ok=True)
+    work = tmp / f"run-{len(list(tmp.glob('run-*')))}"
+    work.mkdir()
+    os.environ["FAKE_LOG"] = str(log)
+    try:
+        proc, results = run_task(name, params, source, work, path_first=bin_dir)
+    finally:
+        del os.environ["FAKE_LOG"]
+    calls = log.read_text().splitlines() if log.exists() else []
+    command = name.removeprefix("acr-ci-")
+    for call in calls:
+        argv, cmd, _ = call.split("|")
+        assert (argv, cmd) == ("-m acr_ci.frontends.tekton", command), call
+    return proc.returncode, results, [c.split("|")[2] for c in calls]
+
+
+def test_sync_task_syncs_every_image(tmp_path: Path) -> None:
+    images = f"reg.example:5000/team/app@{DA},reg.example:5000/team/worker@{DB}"
+    code, results, seen = run_with_fake_python("acr-ci-sync", {"images": images}, tmp_path)
+    assert (code, results) == (0, {"STATUS": "succeeded"})
+    assert seen == [f"reg.example:5000/team/app@{DA}", f"reg.example:5000/team/worker@{DB}"]
+    # a failure does not stop the others; the step ends with its exit code and STATUS
+    images = f"r/fail@{DA},r/ok@{DB}"
+    code, results, seen = run_with_fake_python("acr-ci-sync", {"images": images}, tmp_path)
+    assert (code, results) == (1, {"STATUS": "failed"})
+    assert seen == [f"r/fail@{DA}", f"r/ok@{DB}"]
+    # one image, as before: the image param, one run
+    code, results, seen = run_with_fake_python("acr-ci-sync", {"image": f"r/a:v1@{DA}"}, tmp_path)
+    assert (code, results, seen) == (0, {"STATUS": "succeeded"}, [f"r/a:v1@{DA}"])
+    # an empty list: nothing to sync
+    code, results, seen = run_with_fake_python("acr-ci-sync", {"images": " , "}, tmp_path)
+    assert (code, results, seen) == (0, {"STATUS": "skipped"}, [])
+
+
+def test_trigger_task_announces_every_tag_pinned_to_its_digest(tmp_path: Path) -> None:
+    tags = ("reg.example:5000/team/app:latest,reg.example:5000/team/app:v1.2,"
+            "reg.example:5000/team/worker:v1.2,other.example/x:1")
+    images = f"reg.example:5000/team/app@{DA},reg.example:5000/team/worker@{DB}"
+    code, results, seen = run_with_fake_python("acr-ci-trigger", {"tags": tags, "images": images}, tmp_path)
+    assert (code, results) == (0, {"STATUS": "succeeded"})
+    assert seen == [
+        f"reg.example:5000/team/app:latest@{DA}",
+        f"reg.example:5000/team/app:v1.2@{DA}",
+        f"reg.example:5000/team/worker:v1.2@{DB}",
+        "other.example/x:1",  # no image for its repository: the tag alone
+    ]
+    code, results, seen = run_with_fake_python(
+        "acr-ci-trigger", {"tags": f"r/fail:1,r/ok:2@{DB}", "images": f"r/fail@{DA}"}, tmp_path)
+    assert (code, results) == (1, {"STATUS": "failed"})
+    assert seen == [f"r/fail:1@{DA}", f"r/ok:2@{DB}"]
+
+
+def test_scan_task_gates_every_image(tmp_path: Path) -> None:
+    images = f"r/ok@{DA},r/blocked@{DB},r/also-ok@{DA}"
+    code, results, seen = run_with_fake_python("acr-ci-scan", {"images": images}, tmp_path)
+    assert code == 3
+    assert results == {"STATUS": "blocked", "BLOCKED": "true"}
+    assert seen == [f"r/ok@{DA}", f"r/blocked@{DB}", f"r/also-ok@{DA}"]
+    code, results, seen = run_with_fake_python("acr-ci-scan", {"images": f"r/ok@{DA}"}, tmp_path)
+    assert (code, results, seen) == (0, {"STATUS": "succeeded", "BLOCKED": "false"}, [f"r/ok@{DA}"])
+    # a report belongs to one image
+    code, results, seen = run_with_fake_python(
+        "acr-ci-scan", {"images": f"r/ok@{DA}", "report": "trivy.json"}, tmp_path)
+    assert (code, results, seen) == (2, {"STATUS": "error"}, [])
+
+
+def test_pipeline_hands_every_image_and_tag_on() -> None:
+    spec = load_yaml(PIPELINE)["spec"]
+    tasks = {t["name"]: t for t in spec["tasks"]}
+    params = {name: {p["name"]: p["value"] for p in t["params"]} for name, t in tasks.items()}
+    images, tags = "$(tasks.build.results.IMAGES)", "$(tasks.build.results.TAGS)"
+    assert params["scan"]["images"] == images and "image" not in params["scan"]
+    assert params["sync"]["images"] == images and "image" not in params["sync"]
+    assert params["trigger"]["tags"] == tags and params["trigger"]["images"] == images
+    assert "image" not in params["trigger"]
+    assert "IMAGE_URL" not in json.dumps([params[n] for n in ("scan", "sync", "trigger")])
+    for name in ("scan", "sync", "trigger"):
+        assert tasks[name]["when"] == [{"input": images, "operator": "notin", "values": [""]}]
+        bound = {w["name"] for w in tasks[name]["workspaces"]}
+        assert bound == {"source", "dockerconfig", "sslcertdir"}
+    declared = {name: {p["name"] for p in load_yaml(TASKS[f"acr-ci-{name}"])["spec"]["params"]}
+                for name in ("build", "scan", "sync", "trigger")}
+    for name, given in params.items():
+        assert set(given) <= declared[name], name
+
+
+# -- what prepare_env does with the sslcertdir workspace and the trigger Secret --------------
+
+
+def test_trigger_secret_goes_to_the_variable_the_config_names() -> None:
+    from acr_ci.errors import UsageError
+    from acr_ci.frontends.tekton import prepare_env
+
+    env = {"PARAM_SECRET_ENV": "DEPLOY_HOOK_SECRET", "ACR_CI_TRIGGER_SECRET": "s3cret"}
+    prepare_env(env)
+    assert env == {"PARAM_SECRET_ENV": "DEPLOY_HOOK_SECRET", "DEPLOY_HOOK_SECRET": "s3cret"}
+    env = {"PARAM_SECRET_ENV": "DEPLOY_HOOK_SECRET"}  # the optional Secret is missing
+    prepare_env(env)
+    assert "DEPLOY_HOOK_SECRET" not in env
+    env = {"PARAM_SECRET_ENV": "", "ACR_CI_TRIGGER_SECRET": "s3cret"}
+    prepare_env(env)
+    assert env == {"PARAM_SECRET_ENV": ""}
+    with pytest.raises(UsageError) as info:
+        prepare_env({"PARAM_SECRET_ENV": "X;rm -rf /", "ACR_CI_TRIGGER_SECRET": "s3cret"})
+    assert "s3cret" not in info.value.diagnostics()
+
+
+def test_sslcertdir_joins_the_ca_bundle(tmp_path: Path) -> None:
+    import ssl
+
+    import certifi
+    from tests.registry.test_reg_tls import self_signed
+
+    from acr_ci.frontends.tekton import prepare_env
+
+    certs = tmp_path / "sslcertdir"
+    certs.mkdir()
+    cert, _ = self_signed(tmp_path)
+    shutil.copy(cert, certs / "ca.crt")
+    (certs / "README").write_text("not a certificate")
+    env = {"WORKSPACE_SSLCERTDIR_BOUND": "true", "WORKSPACE_SSLCERTDIR_PATH": str(certs)}
+    prepare_env(env, tmp_path)
+    bundle = Path(env["REQUESTS_CA_BUNDLE"])
+    assert bundle.parent == tmp_path
+    assert env["SSL_CERT_DIR"] == f"{certs}{os.pathsep}/etc/ssl/certs"
+    default = ssl.create_default_context(cafile=certifi.where()).cert_store_stats()["x509_ca"]
+    joined = ssl.create_default_context(cafile=str(bundle)).cert_store_stats()["x509_ca"]
+    assert joined == default + 1  # every public CA, and the workspace's
+    unbound = {"WORKSPACE_SSLCERTDIR_BOUND": "false", "WORKSPACE_SSLCERTDIR_PATH": ""}
+    prepare_env(unbound)
+    assert "REQUESTS_CA_BUNDLE" not in unbound
+
+
+# -- the list Tasks against real registries ---------------------------------------------------
+
+
+@pytest.mark.registry
+@pytest.mark.e2e
+def test_sync_and_trigger_tasks_cover_every_tag_of_every_image(
+    registry_factory: Any, oci_layout_factory: Any, tmp_path: Path
+) -> None:
+    """As the Pipeline runs them: IMAGES to sync, TAGS + IMAGES to trigger; the mirror's
+    credentials from a ``kubernetes.io/dockerconfigjson`` Secret mounted as it is (only
+    ``.dockerconfigjson``), the trigger's signing secret from a Secret."""
+    import base64
+    import hashlib
+    import hmac
+
+    target = registry_factory("plain")
+    mirror = registry_factory("basic")
+    user, password = mirror.credentials
+    secret_mount = tmp_path / "dockerconfig"
+    secret_mount.mkdir()
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    (secret_mount / ".dockerconfigjson").write_text(json.dumps({"auths": {mirror.host: {"auth": auth}}}))
+    app, worker = f"{target.host}/demo/app", f"{target.host}/demo/worker"
+    layouts = [oci_layout_factory(platforms=["linux/amd64"], seed=s) for s in (21, 22)]
+    for tag in ("v1", "latest"):
+        push_layout_with_skopeo(layouts[0].path, f"{app}:{tag}")
+    push_layout_with_skopeo(layouts[1].path, f"{worker}:v1")
+    d_app, d_worker = digest_at(target, "demo/app", "v1"), digest_at(target, "demo/worker", "v1")
+    assert d_app and d_worker and digest_at(target, "demo/app", "latest") == d_app
+    receiver = WebhookReceiver().start()
+    try:
+        source = tmp_path / "source"
+        source.mkdir()
+        write_config(source, app, extra=f"""sync:
+  - name: vault
+    to: {mirror.host}/vault
+triggers:
+  - name: deploy
+    url: {receiver.url("/deploy")}
+    on: all
+    secret_env: DEPLOY_HOOK_SECRET
+""")
+        images = f"{app}@{d_app},{worker}@{d_worker}"
+        tags = f"{app}:v1,{app}:latest,{worker}:v1"
+
+        proc, results = run_task("acr-ci-sync", {"images": images}, source, tmp_path,
+                                 dockerconfig=secret_mount)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert results == {"STATUS": "succeeded"}
+        assert digest_at(mirror, "vault/app", "v1") == d_app
+        assert digest_at(mirror, "vault/app", "latest") == d_app
+        assert digest_at(mirror, "vault/worker", "v1") == d_worker
+
+        proc, results = run_task(
+            "acr-ci-trigger",
+            {"tags": tags, "images": images, "secret-env": "DEPLOY_HOOK_SECRET",
+             "secret-name": "deploy-hook", "secret-key": "hmac"},
+            source, tmp_path, secrets={("deploy-hook", "hmac"): "hook-secret"})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert results == {"STATUS": "succeeded"}
+        assert len(receiver.requests) == 3
+        for request in receiver.requests:
+            mac = hmac.new(b"hook-secret", request.body, hashlib.sha256).hexdigest()
+            assert request.headers["x-acr-ci-signature"] == f"sha256={mac}"
+        announced = sorted(request.body.decode() for request in receiver.requests)
+        for tag, digest in (("v1", d_app), ("latest", d_app), ("v1", d_worker)):
+            assert any(f'"{tag}"' in body and digest in body for body in announced), (tag, digest)
+        assert "hook-secret" not in proc.stdout + proc.stderr
+    finally:
+        receiver.stop()
+
+
+@pytest.mark.registry
+@pytest.mark.e2e
+def test_run_task_runs_the_chain_and_a_build_without_push_gives_chains_nothing(
+    busybox_base: BaseImage, buildah_env: Path, registry: RegistryServer, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "examples" / "hello", source / "hello")
+    image = f"{registry.host}/demo/tekton-run"
+    write_config(source, image, base=busybox_base.ref)
+    proc, results = run_task("acr-ci-run", {"ref": "refs/heads/main", "sha": SHA, "time": TIME,
+                                            "record": "out/record.json"}, source, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    digest = digest_at(registry, "demo/tekton-run", "latest")
+    assert digest is not None and digest_at(registry, "demo/tekton-run", SHA[:6]) == digest
+    assert results == {
+        "IMAGE_DIGEST": digest,
+        "IMAGE_URL": f"{image}:latest",
+        "IMAGES": f"{image}@{digest}",
+        "TAGS": f"{image}:latest,{image}:{SHA[:6]}",
+        "BLOCKED": "false",
+        "STATUS": "succeeded",
+        "RECORD": "out/record.json",
+    }
+    record = json.loads((source / "out" / "record.json").read_text())
+    assert record["status"] == "succeeded"
+
+    unpushed = f"{registry.host}/demo/tekton-local"
+    write_config(source, unpushed, base=busybox_base.ref)
+    (tmp_path / "no-push").mkdir()
+    proc, results = run_task("acr-ci-build", {"ref": "refs/heads/main", "sha": SHA, "time": TIME,
+                                              "push": "false"}, source, tmp_path / "no-push")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert results == {"TAGS": f"{unpushed}:latest,{unpushed}:{SHA[:6]}", "STATUS": "succeeded"}
+    assert digest_at(registry, "demo/tekton-local", "latest") is None
