@@ -581,3 +581,21 @@ def test_run_task_runs_the_chain_and_a_build_without_push_gives_chains_nothing(
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert results == {"TAGS": f"{unpushed}:latest,{unpushed}:{SHA[:6]}", "STATUS": "succeeded"}
     assert digest_at(registry, "demo/tekton-local", "latest") is None
+
+
+def table_names(readme: Path, heading: str) -> set[str]:
+    """The first column's `names` of the table under ``## heading`` in a README."""
+    text = readme.read_text()
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([^`]+)` \|", section, flags=re.M))
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
+def test_readmes_list_what_is_declared(path: Path) -> None:
+    """Each README's results, params and workspaces are exactly the ones the file declares."""
+    spec = load_yaml(path)["spec"]
+    readme = path.parent / "README.md"
+    assert table_names(readme, "Params") == {p["name"] for p in spec["params"]}
+    assert table_names(readme, "Workspaces") == {w["name"] for w in spec["workspaces"]}
+    if spec.get("results") or "## Results\n" in readme.read_text():
+        assert table_names(readme, "Results") == {r["name"] for r in spec.get("results", [])}
