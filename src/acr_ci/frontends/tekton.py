@@ -91,11 +91,17 @@ def _ssl_cert_dir(env: MutableMapping[str, str], directory: Path, scratch: Path 
         raise UsageError(
             f"the sslcertdir workspace holds {len(files)} certificate files (at most {MAX_CERT_FILES})"
         )
-    parts = [Path(env.get("REQUESTS_CA_BUNDLE") or certifi.where()).read_bytes()]
-    for path in files:
-        if path.stat().st_size > MAX_CERT_BYTES:
-            raise UsageError(f"{path} is larger than {MAX_CERT_BYTES} bytes: not a certificate")
-        parts.append(path.read_bytes())
+    base = Path(env.get("REQUESTS_CA_BUNDLE") or certifi.where())
+    if not base.is_file():  # a CA directory: start from the client's own bundle
+        base = Path(certifi.where())
+    parts: list[bytes] = []
+    for path in (base, *files):
+        try:
+            if path.stat().st_size > MAX_CERT_BYTES:
+                raise UsageError(f"{path} is larger than {MAX_CERT_BYTES} bytes: not a CA bundle")
+            parts.append(path.read_bytes())
+        except OSError as e:
+            raise UsageError(f"cannot read {path}: {e.strerror}") from None
     fd, bundle = tempfile.mkstemp(prefix="acr-ci-ca-", suffix=".pem", dir=scratch)
     with os.fdopen(fd, "wb") as f:
         f.write(b"\n".join(part.rstrip(b"\n") for part in parts) + b"\n")
