@@ -213,6 +213,33 @@ def test_tekton_writes_only_declared_results_without_newline(tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["IMAGES", "IMAGE_DIGEST", "IMAGE_URL"]
 
 
+def test_tekton_build_without_push_writes_no_chains_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """push: "false": no IMAGE_URL/IMAGE_DIGEST/IMAGES, or Chains would sign an image that is
+    not in the registry; the other results are written."""
+    names = ("IMAGE_DIGEST", "IMAGE_URL", "IMAGES", "TAGS", "STATUS")
+    built = outputs.from_build({"builds": [{"image": "r/a", "index_digest": D1, "images": ["r/a:1"]}]},
+                               exit_code=0)
+    for pushed, expected in ((False, ["STATUS", "TAGS"]), (True, sorted(names))):
+        out = tmp_path / str(pushed)
+        env = {f"ACR_CI_RESULT_{n}": str(out / n) for n in names}
+        TektonSink.from_env(env, io.StringIO(), pushed=pushed).publish(built)
+        assert sorted(p.name for p in out.iterdir()) == expected
+        assert (out / "TAGS").read_text() == "r/a:1"
+    # the front end: push "false" on a build drops them, push "true" keeps them
+    seen: list[bool] = []
+
+    def execute(inputs: Inputs, sink: TektonSink, environ: object) -> int:
+        seen.append(sink.pushed)
+        return 0
+
+    monkeypatch.setattr(tk_frontend, "execute", execute)
+    for command, push in (("build", "false"), ("build", "true"), ("run", "false")):
+        assert tk_frontend.main({"PARAM_COMMAND": command, "PARAM_PUSH": push}) == 0
+    assert seen == [False, True, True]
+
+
 def test_sink_for_unknown_platform() -> None:
     with pytest.raises(UsageError):
         sink_for("jenkins", {})

@@ -7,20 +7,41 @@ one ``acr-ci`` command those params describe (``PARAM_COMMAND``; the Tasks fix i
 writes the results (:mod:`acr_ci.platforms.sinks.tekton`). Registry credentials come from
 the ``dockerconfig`` workspace (the script sets ``$DOCKER_CONFIG`` when it is bound); a
 step of one's own may instead set ``PARAM_REGISTRY_USERNAME``/``PARAM_REGISTRY_PASSWORD``
-from a Secret.
+from a Secret. The workspace may hold ``config.json`` or ``.dockerconfigjson`` (what a
+``kubernetes.io/dockerconfigjson`` Secret mounts): acr-ci reads both.
+
+Before the command runs, :func:`prepare_env` turns what the Task mounted into the variables
+acr-ci and buildah read:
+
+* the ``sslcertdir`` workspace (``WORKSPACE_SSLCERTDIR_BOUND``/``_PATH``): its ``*.crt``/
+  ``*.pem`` files are added to the CA bundle acr-ci's HTTPS client uses
+  (``REQUESTS_CA_BUNDLE``, a file: the client's default bundle plus these) and to
+  ``SSL_CERT_DIR`` (which buildah reads, like the catalog buildah Task's ``--cert-dir``);
+* a trigger's signing secret: the trigger Task puts its Secret's value in
+  ``ACR_CI_TRIGGER_SECRET`` and the name the config's ``secret_env`` uses in
+  ``PARAM_SECRET_ENV``; the value is moved to that name (never to argv or a log).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
+import tempfile
 from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 
-from acr_ci.errors import AcrError
+from acr_ci.errors import AcrError, UsageError
 from acr_ci.frontends import Inputs, env_get, execute, read_inputs
 from acr_ci.platforms.sinks.tekton import TektonSink
 
 PREFIX = "PARAM_"
+SECRET_VALUE_ENV = "ACR_CI_TRIGGER_SECRET"  # noqa: S105 - a variable name, not a secret
+"""Where the trigger Task puts its Secret's value (``valueFrom.secretKeyRef``, optional)."""
+CERT_SUFFIXES = (".crt", ".pem", ".cert")
+MAX_CERT_FILES = 64
+MAX_CERT_BYTES = 1 << 20
+"""Bounds on the ``sslcertdir`` workspace: how many files, how large each."""
 
 
 def var(name: str) -> str:
@@ -35,11 +56,71 @@ def inputs_from_env(env: Mapping[str, str]) -> Inputs:
     return read_inputs(get, password=(env.get(var("registry-password")) or "").strip())
 
 
+def prepare_env(env: MutableMapping[str, str], scratch: Path | None = None) -> None:
+    """The ``sslcertdir`` workspace and the trigger secret, as the variables acr-ci and
+    buildah read (see the module doc); ``scratch`` is where the CA bundle goes."""
+    _trigger_secret(env)
+    if env.get("WORKSPACE_SSLCERTDIR_BOUND", "false").strip() == "true":
+        _ssl_cert_dir(env, Path(env.get("WORKSPACE_SSLCERTDIR_PATH", "")), scratch)
+
+
+def _trigger_secret(env: MutableMapping[str, str]) -> None:
+    value = env.pop(SECRET_VALUE_ENV, "")
+    name = env.get(var("secret-env"), "").strip()
+    if not name:
+        return
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+        raise UsageError(
+            f"param secret-env {name!r} is not an environment variable name",
+            "give the name the config's trigger uses in secret_env, e.g. DEPLOY_HOOK_SECRET",
+        )
+    if value and not env.get(name):
+        env[name] = value
+
+
+def _ssl_cert_dir(env: MutableMapping[str, str], directory: Path, scratch: Path | None) -> None:
+    import certifi
+
+    try:
+        files = sorted(p for p in directory.iterdir() if p.suffix in CERT_SUFFIXES and p.is_file())
+    except OSError as e:
+        raise UsageError(
+            f"cannot read the sslcertdir workspace {directory}: {e.strerror}"
+        ) from None
+    if len(files) > MAX_CERT_FILES:
+        raise UsageError(
+            f"the sslcertdir workspace holds {len(files)} certificate files (at most {MAX_CERT_FILES})"
+        )
+    base = Path(env.get("REQUESTS_CA_BUNDLE") or certifi.where())
+    if not base.is_file():  # a CA directory: start from the client's own bundle
+        base = Path(certifi.where())
+    parts: list[bytes] = []
+    for path in (base, *files):
+        try:
+            if path.stat().st_size > MAX_CERT_BYTES:
+                raise UsageError(f"{path} is larger than {MAX_CERT_BYTES} bytes: not a CA bundle")
+            parts.append(path.read_bytes())
+        except OSError as e:
+            raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    fd, bundle = tempfile.mkstemp(prefix="acr-ci-ca-", suffix=".pem", dir=scratch)
+    with os.fdopen(fd, "wb") as f:
+        f.write(b"\n".join(part.rstrip(b"\n") for part in parts) + b"\n")
+    env["REQUESTS_CA_BUNDLE"] = bundle
+    env["SSL_CERT_DIR"] = os.pathsep.join(
+        [str(directory), env.get("SSL_CERT_DIR") or "/etc/ssl/certs"]
+    )
+
+
 def main(environ: MutableMapping[str, str] | None = None) -> int:
     env: MutableMapping[str, str] = os.environ if environ is None else environ
-    sink = TektonSink.from_env(env)
     try:
-        return execute(inputs_from_env(env), sink, environ=env)
+        prepare_env(env)
+        inputs = inputs_from_env(env)
+        # a build that did not push has no image in the registry for Chains to sign
+        sink = TektonSink.from_env(
+            env, pushed=inputs.push or inputs.command.strip().lower() != "build"
+        )
+        return execute(inputs, sink, environ=env)
     except AcrError as e:
         sys.stderr.write(f"acr-ci: error: {e.diagnostics()}\n")
         return e.exit_code

@@ -3,8 +3,10 @@
 Credentials come from, in order: explicit ones given to the client (CI env
 ``ACR_CI_REGISTRY_USERNAME`` / ``ACR_CI_REGISTRY_PASSWORD`` or
 ``--password-stdin``, scoped to the hosts the caller names), then
-``$REGISTRY_AUTH_FILE``, then ``$DOCKER_CONFIG/config.json`` (or
-``~/.docker/config.json``): ``credHelpers[host]``, ``credsStore``, ``auths``.
+``$REGISTRY_AUTH_FILE``, then the docker config directory ``$DOCKER_CONFIG`` (or
+``~/.docker``): its ``config.json``, then its ``.dockerconfigjson`` (the file a Kubernetes
+Secret of type ``kubernetes.io/dockerconfigjson`` mounts; same format), each with
+``credHelpers[host]``, ``credsStore``, ``auths``.
 Helpers run as ``docker-credential-NAME get`` with the host on stdin; nothing
 secret ever goes into argv.
 
@@ -170,16 +172,26 @@ def _helper_server(key: str, host: str) -> str:
     return key
 
 
+DOCKER_CONFIG_FILES = ("config.json", ".dockerconfigjson")
+"""The files a docker config directory may hold, in order of precedence: ``docker login``'s,
+then the one a Kubernetes ``kubernetes.io/dockerconfigjson`` Secret mounts."""
+
+
+def docker_config_dir(env: Mapping[str, str]) -> Path:
+    """The docker config directory: ``$DOCKER_CONFIG``, else ``~/.docker``."""
+    if env.get("DOCKER_CONFIG"):
+        return Path(env["DOCKER_CONFIG"])
+    return Path(env.get("HOME") or str(Path.home())) / ".docker"
+
+
 def default_config_paths(env: Mapping[str, str]) -> list[Path]:
-    """``$REGISTRY_AUTH_FILE``, then ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``."""
+    """``$REGISTRY_AUTH_FILE``, then the docker config directory's ``config.json`` and
+    ``.dockerconfigjson``."""
     paths: list[Path] = []
     if env.get("REGISTRY_AUTH_FILE"):
         paths.append(Path(env["REGISTRY_AUTH_FILE"]))
-    if env.get("DOCKER_CONFIG"):
-        paths.append(Path(env["DOCKER_CONFIG"]) / "config.json")
-    else:
-        home = env.get("HOME") or str(Path.home())
-        paths.append(Path(home) / ".docker" / "config.json")
+    directory = docker_config_dir(env)
+    paths.extend(directory / name for name in DOCKER_CONFIG_FILES)
     return paths
 
 

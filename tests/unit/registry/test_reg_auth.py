@@ -211,3 +211,25 @@ def test_a_job_token_goes_only_to_the_registry_it_was_issued_for() -> None:
     assert "job-token" not in repr(token)
     plain = Login("u", "p").for_hosts(["other.example:5000"])
     assert plain.get("other.example:5000") is not None
+
+
+def test_dockerconfigjson_of_a_kubernetes_secret(tmp_path: Path) -> None:
+    """A ``kubernetes.io/dockerconfigjson`` Secret mounts ``.dockerconfigjson``; ``config.json``
+    comes first, and a host it lacks falls through to ``.dockerconfigjson``."""
+    (tmp_path / ".dockerconfigjson").write_text(json.dumps(
+        {"auths": {"r.io": {"auth": _b64("k8s", "p1")}, "s.io": {"auth": _b64("k8s-s", "p3")}}}))
+    env = {"DOCKER_CONFIG": str(tmp_path)}
+    creds = DockerConfigCredentials(env=env).get("r.io")
+    assert creds is not None and (creds.username, creds.secret) == ("k8s", "p1")
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"r.io": {"auth": _b64("docker", "p2")}}}))
+    both = DockerConfigCredentials(env=env)
+    assert [p.name for p in both.paths] == ["config.json", ".dockerconfigjson"]
+    creds = both.get("r.io")
+    assert creds is not None and creds.username == "docker"
+    creds = both.get("s.io")
+    assert creds is not None and creds.username == "k8s-s"
+    home = tmp_path / "home"
+    (home / ".docker").mkdir(parents=True)
+    (home / ".docker" / ".dockerconfigjson").write_text(json.dumps({"auths": {"r.io": {"auth": _b64("h", "p")}}}))
+    creds = DockerConfigCredentials(env={"HOME": str(home)}).get("r.io")
+    assert creds is not None and creds.username == "h"

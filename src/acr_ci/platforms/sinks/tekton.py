@@ -12,6 +12,9 @@ Results (strings; Tekton Chains reads ``IMAGE_URL``/``IMAGE_DIGEST`` and ``IMAGE
 ``BLOCKED``       ``true``/``false``                ``STATUS``     the run's status
 ``RECORD``        the run record's path             ``EXIT_CODE``  the command's exit code
 
+A build that did not push (``push: "false"``) writes no ``IMAGE_URL``, ``IMAGE_DIGEST`` or
+``IMAGES``: Chains would sign an image that is not in the registry (:attr:`TektonSink.pushed`).
+
 Messages go to the step's log (``stream``); Tekton has no annotations and no masks.
 """
 
@@ -27,6 +30,8 @@ from acr_ci.platforms.outputs import Results, one_line
 from acr_ci.platforms.sinks.gitlab import location
 
 RESULT_ENV_PREFIX = "ACR_CI_RESULT_"
+CHAINS_RESULTS = frozenset({"IMAGE_URL", "IMAGE_DIGEST", "IMAGES"})
+"""The results Tekton Chains signs: only for images that are in the registry."""
 
 
 def result_values(results: Results) -> dict[str, str]:
@@ -49,15 +54,20 @@ class TektonSink:
 
     paths: Mapping[str, Path] = field(default_factory=dict)
     stream: TextIO = sys.stderr
+    pushed: bool = True
+    """False for a build without push: the Chains results (:data:`CHAINS_RESULTS`) are left
+    unwritten."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], stream: TextIO | None = None) -> TektonSink:
+    def from_env(
+        cls, env: Mapping[str, str], stream: TextIO | None = None, *, pushed: bool = True
+    ) -> TektonSink:
         paths = {
             k[len(RESULT_ENV_PREFIX) :]: Path(v)
             for k, v in env.items()
             if k.startswith(RESULT_ENV_PREFIX) and v
         }
-        return cls(paths=paths, stream=stream or sys.stderr)
+        return cls(paths=paths, stream=stream or sys.stderr, pushed=pushed)
 
     def mask(self, secret: str) -> None:
         """Tekton has no log masking; acr-ci never prints secrets anyway."""
@@ -67,7 +77,7 @@ class TektonSink:
             self.stream.write(location(a) + "\n")
         values = result_values(results)
         for name, path in self.paths.items():
-            if name in values:
+            if name in values and (self.pushed or name not in CHAINS_RESULTS):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(values[name], encoding="utf-8")
         self.stream.flush()

@@ -1,0 +1,3 @@
+#!/bin/bash
+# Sourced by the catalog's e2e harness: a registry sidecar (localhost:5000) for the push (the sync destination).
+add_sidecar_registry ${TMPF}
