@@ -514,3 +514,31 @@ def test_job_token_logs_in_to_ghcr_only_and_explicit_credentials_win(tmp_path: P
     login = invocation(inputs_from_env(explicit), tmp_path, {}).options.access.login  # type: ignore[attr-defined]
     assert login is not None and (login.username, login.only) == ("bot", None)
     assert inputs_from_env({**base, "INPUT_GITHUB-TOKEN": ""}).job_login is None
+
+
+def test_examples_upload_sarif_take_every_image_and_set_up_buildx(tmp_path: Path) -> None:
+    tag = load_yaml(ROOT / "examples" / "github" / "tag.yml")
+    gate = tag["jobs"]["gate-report"]
+    assert gate["permissions"]["security-events"] == "write"
+    assert gate["strategy"]["matrix"]["image"] == "${{ fromJSON(needs.release-image.outputs.images) }}"
+    (upload,) = [s for s in gate["steps"] if "upload-sarif@" in s.get("uses", "")]
+    assert upload["uses"].startswith("github/codeql-action/upload-sarif@")
+    assert upload["with"]["sarif_file"] == "${{ steps.scan.outputs.sarif-report }}"
+    release = tag["jobs"]["release-image"]
+    assert release["outputs"]["images"] == "${{ steps.list.outputs.images }}"
+    # the list step really turns several lines into a JSON list
+    (listing,) = [s for s in release["steps"] if s.get("id") == "list"]
+    out = tmp_path / "set_output"
+    p = subprocess.run(["bash", "-eo", "pipefail", "-c", listing["run"]], capture_output=True,
+                       text=True, env={**os.environ, "GITHUB_OUTPUT": str(out),
+                                       "IMAGES": "r/a@sha256:1\nr/b@sha256:2\n"})
+    assert p.returncode == 0, p.stderr
+    assert read_github_outputs(out.read_text()) == {"images": '["r/a@sha256:1", "r/b@sha256:2"]'}
+
+    for name in ("branch.yml", "tag.yml"):
+        doc = load_yaml(ROOT / "examples" / "github" / name)
+        uses = [s.get("uses", "").split("@")[0] for j in doc["jobs"].values() for s in j["steps"]]
+        assert "docker/setup-buildx-action" in uses and "docker/setup-qemu-action" in uses, name
+    native = load_yaml(ROOT / "examples" / "github" / "arm64.yml")["jobs"]["image"]
+    runners = [leg["runner"] for leg in native["strategy"]["matrix"]["include"]]
+    assert runners == ["ubuntu-24.04", "ubuntu-24.04-arm"]
