@@ -513,7 +513,16 @@ def test_job_token_logs_in_to_ghcr_only_and_explicit_credentials_win(tmp_path: P
     explicit = {**base, "INPUT_REGISTRY-USERNAME": "bot", "INPUT_REGISTRY-PASSWORD": "pat"}
     login = invocation(inputs_from_env(explicit), tmp_path, {}).options.access.login  # type: ignore[attr-defined]
     assert login is not None and (login.username, login.only) == ("bot", None)
-    assert inputs_from_env({**base, "INPUT_GITHUB-TOKEN": ""}).job_login is None
+    # the job token passed as the password explicitly: still for ghcr.io only
+    passed = {**base, "INPUT_REGISTRY-USERNAME": "jdoe", "INPUT_REGISTRY-PASSWORD": "ghs_tok"}
+    login = invocation(inputs_from_env(passed), tmp_path, {}).options.access.login  # type: ignore[attr-defined]
+    assert login is not None and login.only == frozenset({"ghcr.io"})
+    # no token, or a login in the environment: the job token is not used
+    no_token = inputs_from_env({**base, "INPUT_GITHUB-TOKEN": ""})
+    assert (no_token.username, no_token.password, no_token.login_only) == ("", "", None)
+    env_login = {**base, "ACR_CI_REGISTRY_USERNAME": "u", "ACR_CI_REGISTRY_PASSWORD": "p"}
+    login = invocation(inputs_from_env(env_login), tmp_path, env_login).options.access.login  # type: ignore[attr-defined]
+    assert login is not None and (login.username, login.only) == ("u", None)
 
 
 def test_examples_upload_sarif_take_every_image_and_set_up_buildx(tmp_path: Path) -> None:

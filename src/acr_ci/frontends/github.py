@@ -82,7 +82,8 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
         return EXIT_USAGE
     token = (env.get(input_env_name("github-token")) or "").strip()
     if token:
-        sink.mask(token)
+        if token != inputs.password:  # execute() masks the registry password itself
+            sink.mask(token)
     elif statuses:
         sink.annotate(
             Annotation(
