@@ -1,20 +1,30 @@
 """The GitHub Action: GitHub's schemas, zizmor, and the runner's contract run for real.
 
-``act`` needs a Docker engine, which these machines do not have, so the runner's side is
-emulated the way it is documented: every input of ``action.yml`` becomes
-``INPUT_<NAME>`` (upper case, spaces → ``_``, hyphens kept), defaults filled in;
-``GITHUB_OUTPUT``, ``GITHUB_STEP_SUMMARY`` and ``GITHUB_EVENT_PATH`` point at files;
-the entrypoint and args of ``action.yml`` are what runs. The build is real (buildah), the
-registry is real (basic auth), and the outputs file is compared with the registry.
+``act`` needs a Docker engine, which these machines do not have, so the runner's side of
+the composite action is emulated the way it is documented: the inputs get their defaults
+(``${{ github.token }}`` included); each step's ``if:`` is evaluated, its ``env:`` values
+rendered (``${{ inputs.x }}``, ``${{ github.* }}``, ``${{ runner.temp }}``,
+``${{ steps.ID.outputs.NAME }}``: the only places expressions appear), and its ``run:``
+runs as ``bash --noprofile --norc -eo pipefail FILE`` in the workspace, with
+``GITHUB_ACTION_PATH``, ``RUNNER_TEMP``, a fresh ``GITHUB_OUTPUT`` per step,
+``GITHUB_STEP_SUMMARY`` and ``GITHUB_EVENT_PATH`` (a real push event). A ``uses:`` step
+cannot run here: ``actions/setup-python`` must be skipped, which it is because this
+machine's python3 is new enough (``python: auto``). The action's outputs are its
+``outputs.*.value`` expressions over the steps' outputs. The venv step really installs the
+lock with ``pip --require-hashes`` (once per module: the venv is reused like in one job),
+the build is real (``builder: auto`` → buildah, there is no Docker here), the registry is
+real (basic auth), and the outputs are compared with the registry.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
-import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,11 +35,12 @@ from tests.support.buildenv import BaseImage
 
 FIXTURES = ROOT / "tests" / "fixtures" / "github"
 WORKFLOWS = sorted((ROOT / "examples" / "github").glob("*.yml"))
+ACTIONS = [ROOT / "action.yml", ROOT / "docker" / "action.yml"]
 SEVERITY_ORDER = ["unknown", "informational", "low", "medium", "high"]
 
 
-def action() -> dict[str, object]:
-    doc = load_yaml(ROOT / "action.yml")
+def action(path: Path = ROOT / "action.yml") -> dict[str, object]:
+    doc = load_yaml(path)
     assert isinstance(doc, dict)
     return doc
 
@@ -39,7 +50,7 @@ def action() -> dict[str, object]:
 
 def test_action_yml_matches_githubs_action_schema() -> None:
     p = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions",
-                        str(ROOT / "action.yml")], capture_output=True, text=True)
+                        *map(str, ACTIONS)], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
 
 
@@ -52,7 +63,7 @@ def test_example_workflows_match_githubs_workflow_schema() -> None:
 
 def test_zizmor_finds_nothing_above_low() -> None:
     p = subprocess.run([tool("zizmor"), "--offline", "--format", "json", "--no-exit-codes",
-                        str(ROOT / "action.yml"), *map(str, WORKFLOWS)],
+                        *map(str, ACTIONS), *map(str, WORKFLOWS)],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     findings = json.loads(p.stdout)
@@ -74,56 +85,179 @@ def test_example_workflows_pin_actions_and_limit_permissions() -> None:
                     assert len(ref) == 40 and all(c in "0123456789abcdef" for c in ref), uses
 
 
-def test_action_runs_the_frontend_in_a_pinned_image() -> None:
-    runs = action()["runs"]
+def test_action_is_composite_pinned_and_passes_inputs_through_env_only() -> None:
+    doc = action()
+    runs = doc["runs"]
+    assert isinstance(runs, dict) and runs["using"] == "composite"
+    steps = runs["steps"]
+    declared = doc["inputs"]
+    assert isinstance(declared, dict)
+    assert declared["github-token"]["default"] == "${{ github.token }}"
+    assert declared["python"]["default"] == "auto"
+    for step in steps:
+        if "uses" in step:
+            ref = step["uses"].split("@", 1)[1]
+            assert re.fullmatch(r"[0-9a-f]{40}", ref), step["uses"]
+        else:
+            assert step["shell"] == "bash"
+            assert "${{" not in step["run"], f"an expression inside run: of {step['id']}"
+    (setup,) = [s for s in steps if "uses" in s]
+    assert setup["uses"].startswith("actions/setup-python@")
+    assert setup["if"] == "steps.python.outputs.setup == 'true'"
+    assert setup["with"]["update-environment"] is False  # the job's own python stays
+    last = steps[-1]
+    assert last["id"] == "acr" and last["run"].endswith("-m acr_ci.frontends.github")
+    assert {k: v for k, v in last["env"].items() if k.startswith("INPUT_")} == {
+        "INPUT_" + name.upper(): "${{ inputs." + name + " }}" for name in declared if name != "python"
+    }
+    outputs = doc["outputs"]
+    assert isinstance(outputs, dict)
+    assert {"digest", "tags", "images", "record", "blocked"} <= set(outputs)
+    assert all(o["value"] == "${{ steps.acr.outputs." + n + " }}" for n, o in outputs.items())
+
+
+def test_docker_variant_runs_the_frontend_in_a_pinned_image() -> None:
+    doc = action(ROOT / "docker" / "action.yml")
+    runs = doc["runs"]
     assert isinstance(runs, dict)
     assert runs["using"] == "docker"
     assert str(runs["image"]).startswith("docker://")
     assert [runs["entrypoint"], *runs["args"]] == ["python3", "-m", "acr_ci.frontends.github"]
-    outputs = action()["outputs"]
-    assert isinstance(outputs, dict)
-    assert {"digest", "tags", "images", "record", "blocked"} <= set(outputs)
+    composite = action()
+    assert isinstance(doc["inputs"], dict) and isinstance(composite["inputs"], dict)
+    assert set(doc["inputs"]) == set(composite["inputs"]) - {"python"}
+    assert doc["outputs"].keys() == composite["outputs"].keys()  # type: ignore[attr-defined]
 
 
 # -- the runner's contract --------------------------------------------------------------------
 
+EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 
-def runner_env(tmp: Path, workspace: Path, inputs: dict[str, str]) -> dict[str, str]:
-    """The env a runner gives the action's container for a push to main (fixture dump)."""
+
+def evaluate(expr: str, ctx: Mapping[str, object]) -> str:
+    """The expressions action.yml uses: a context path, or ``path == 'literal'``."""
+    m = re.fullmatch(r"([\w.-]+)\s*==\s*'([^']*)'", expr)
+    if m:
+        return "true" if evaluate(m.group(1), ctx) == m.group(2) else "false"
+    assert re.fullmatch(r"[\w.-]+", expr), f"expression not emulated: {expr!r}"
+    value: object = ctx
+    for part in expr.split("."):
+        value = value.get(part, "") if isinstance(value, Mapping) else ""
+    return value if isinstance(value, str) else ""
+
+
+def render(text: str, ctx: Mapping[str, object]) -> str:
+    return EXPRESSION.sub(lambda m: evaluate(m.group(1), ctx), text)
+
+
+@dataclass
+class ActionRun:
+    """What the runner shows of one run of the composite action."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    outputs: dict[str, str]
+    steps: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Each step's outputs (``steps.ID.outputs``)."""
+    step_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Each step's rendered ``env:``."""
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Runner:
+    """A job on a runner: its env, workspace, temp dir and the action's inputs."""
+
+    env: dict[str, str]
+    workspace: Path
+    inputs: dict[str, str]
+    token: str = ""
+
+    def run(self) -> ActionRun:
+        doc = action()
+        temp = Path(self.env["RUNNER_TEMP"])
+        github = {"action_path": str(ROOT), "token": self.token, "sha": self.env["GITHUB_SHA"],
+                  "actor": self.env["GITHUB_ACTOR"], "workspace": str(self.workspace)}
+        ctx: dict[str, object] = {"github": github, "runner": {"temp": str(temp)}, "steps": {}}
+        declared = doc["inputs"]
+        assert isinstance(declared, dict)
+        unknown = set(self.inputs) - set(declared)
+        assert not unknown, f"not inputs of action.yml: {unknown}"
+        ctx["inputs"] = {n: self.inputs.get(n, render(str(spec.get("default", "")), ctx))
+                         for n, spec in declared.items()}
+        result = ActionRun(0, "", "", {})
+        runs = doc["runs"]
+        assert isinstance(runs, dict)
+        steps: dict[str, dict[str, str]] = {}
+        ctx["steps"] = {}
+        for i, step in enumerate(runs["steps"]):
+            sid = step.get("id", f"__{i}")
+            if "if" in step and render("${{ " + step["if"] + " }}", ctx) != "true":
+                result.skipped.append(sid)
+                continue
+            assert "uses" not in step, f"the runner would run {step['uses']} here"
+            env = {**self.env, **{k: render(str(v), ctx) for k, v in step.get("env", {}).items()}}
+            result.step_env[sid] = env
+            output = temp / f"_runner_file_commands/set_output_{sid}"
+            output.parent.mkdir(exist_ok=True)
+            output.write_text("")
+            env.update(GITHUB_OUTPUT=str(output), GITHUB_ACTION_PATH=str(ROOT))
+            script = temp / f"{sid}.sh"
+            script.write_text(step["run"])
+            p = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+                               env=env, cwd=self.workspace, capture_output=True, text=True,
+                               timeout=900)
+            result.stdout += p.stdout
+            result.stderr += p.stderr
+            steps[sid] = read_github_outputs(output.read_text())
+            ctx["steps"] = {k: {"outputs": v} for k, v in steps.items()}
+            if p.returncode != 0:
+                result.returncode = p.returncode
+                break
+        result.steps = steps
+        outputs = doc["outputs"]
+        assert isinstance(outputs, dict)
+        result.outputs = {n: render(o["value"], ctx) for n, o in outputs.items()}
+        return result
+
+
+@pytest.fixture(scope="module")
+def runner_temp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``$RUNNER_TEMP`` of one job: the action's venv is made once and then reused."""
+    return tmp_path_factory.mktemp("runner-temp")
+
+
+def runner_env(tmp: Path, workspace: Path, runner_temp: Path,
+               event: str = "push_branch") -> dict[str, str]:
+    """The env a runner gives a step for an event (fixture dump), without this checkout's
+    PYTHONPATH: what runs is what the action installed."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GITHUB_", "INPUT_", "CI_", "GITLAB", "ACR_CI_", "RUNNER_"))}
     env.pop("CI", None)
-    for line in (FIXTURES / "event_push_branch.env").read_text().splitlines():
+    env.pop("PYTHONPATH", None)
+    for line in (FIXTURES / f"event_{event}.env").read_text().splitlines():
         if "=" in line and not line.startswith("#"):
             k, _, v = line.partition("=")
             env[k] = v
     files = tmp / "_runner_file_commands"
     files.mkdir()
-    event = tmp / "_github_workflow" / "event.json"
-    event.parent.mkdir()
-    shutil.copy(FIXTURES / "event_push_branch.json", event)
+    event_file = tmp / "_github_workflow" / "event.json"
+    event_file.parent.mkdir()
+    shutil.copy(FIXTURES / f"event_{event}.json", event_file)
     env.update(
-        GITHUB_OUTPUT=str(files / "set_output"),
         GITHUB_STEP_SUMMARY=str(files / "step_summary"),
-        GITHUB_EVENT_PATH=str(event),
+        GITHUB_EVENT_PATH=str(event_file),
         GITHUB_WORKSPACE=str(workspace),
+        RUNNER_TEMP=str(runner_temp),
     )
-    declared = action()["inputs"]
-    assert isinstance(declared, dict)
-    unknown = set(inputs) - set(declared)
-    assert not unknown, f"not inputs of action.yml: {unknown}"
-    for name, spec in declared.items():
-        value = inputs.get(name, str(spec.get("default", "")))
-        env["INPUT_" + name.replace(" ", "_").upper()] = value
+    env.pop("GITHUB_OUTPUT", None)  # one per step, from the runner
     return env
 
 
-def run_action(env: dict[str, str], workspace: Path) -> subprocess.CompletedProcess[str]:
-    runs = action()["runs"]
-    assert isinstance(runs, dict)
-    argv = [sys.executable if runs["entrypoint"] == "python3" else str(runs["entrypoint"]),
-            *map(str, runs["args"])]
-    return subprocess.run(argv, env=env, cwd=workspace, capture_output=True, text=True, timeout=900)
+def job(tmp: Path, workspace: Path, runner_temp: Path, inputs: dict[str, str],
+        *, token: str = "", event: str = "push_branch") -> Runner:
+    return Runner(runner_env(tmp, workspace, runner_temp, event), workspace, inputs, token)
 
 
 def write_workspace(workspace: Path, image: str, base: str) -> None:
@@ -137,7 +271,7 @@ def write_workspace(workspace: Path, image: str, base: str) -> None:
     (workspace / ".acr-ci.yml").write_text(f"""version: 1
 image: {image}
 build:
-  builder: buildah
+  builder: auto
   rules:
     - name: main
       type: branch
@@ -156,7 +290,8 @@ scan:
 @pytest.mark.registry
 @pytest.mark.e2e
 def test_runner_contract_push_to_main(
-    busybox_base: BaseImage, buildah_env: Path, basic_registry: RegistryServer, tmp_path: Path
+    busybox_base: BaseImage, buildah_env: Path, basic_registry: RegistryServer, tmp_path: Path,
+    runner_temp: Path,
 ) -> None:
     workspace = tmp_path / "workspace"
     workspace.mkdir()
@@ -164,20 +299,21 @@ def test_runner_contract_push_to_main(
     write_workspace(workspace, repo, busybox_base.ref)
     assert basic_registry.credentials is not None
     user, password = basic_registry.credentials
-    env = runner_env(tmp_path, workspace, {
+    runner = job(tmp_path, workspace, runner_temp, {
         "command": "run", "registry-username": user, "registry-password": password,
     })
-    assert env["INPUT_REGISTRY-PASSWORD"] == password  # hyphen kept, as the runner does
-
-    p = run_action(env, workspace)
+    env = runner.env
+    p = runner.run()
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert p.step_env["acr"]["INPUT_REGISTRY-PASSWORD"] == password  # hyphen kept
+    assert "builder: auto → buildah" in p.stderr  # no Docker engine here
 
     sha = env["GITHUB_SHA"]
     digest = digest_at(basic_registry, "demo/gh-action", "latest")
     assert digest is not None
     assert digest_at(basic_registry, "demo/gh-action", sha[:6]) == digest
 
-    out = read_github_outputs(Path(env["GITHUB_OUTPUT"]).read_text())
+    out = p.outputs
     assert out["digest"] == digest
     assert out["images"] == f"{repo}@{digest}"
     assert out["tags"].splitlines() == [f"{repo}:latest", f"{repo}:{sha[:6]}"]
@@ -197,15 +333,15 @@ def test_runner_contract_push_to_main(
     assert first.startswith("::stop-commands::")
 
 
-def test_runner_contract_config_error_is_annotated(tmp_path: Path) -> None:
+def test_runner_contract_config_error_is_annotated(tmp_path: Path, runner_temp: Path) -> None:
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     (workspace / ".acr-ci.yml").write_text(
         "version: 1\nimage: 127.0.0.1:1/demo/app\nbuild:\n  rules:\n"
         "    - name: main\n      type: twig\n      match: main\n      tags: [latest]\n"
     )
-    env = runner_env(tmp_path, workspace, {"command": "plan"})
-    p = run_action(env, workspace)
+    runner = job(tmp_path, workspace, runner_temp, {"command": "plan"})
+    p = runner.run()
     assert p.returncode == 2, p.stderr
     errors = [line for line in p.stdout.splitlines() if line.startswith("::error ")]
     assert len(errors) == 1, p.stdout
@@ -213,27 +349,30 @@ def test_runner_contract_config_error_is_annotated(tmp_path: Path) -> None:
         "::error title=acr-ci config,file=.acr-ci.yml,line=6,col=13::"
         "build.rules[0].type: must be one of: branch, tag"
     )
-    out = read_github_outputs(Path(env["GITHUB_OUTPUT"]).read_text())
+    out = p.outputs
     assert out["status"] == "error" and out["exit-code"] == "2" and out["digest"] == ""
 
 
-def test_runner_contract_plan_outputs_tags_without_digest(tmp_path: Path) -> None:
+def test_runner_contract_plan_outputs_tags_without_digest(tmp_path: Path, runner_temp: Path) -> None:
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     (workspace / ".acr-ci.yml").write_text(
         "version: 1\nimage: 127.0.0.1:1/demo/app\nbuild:\n  rules:\n"
         "    - name: main\n      type: branch\n      match: main\n      tags: [latest, \"${commit:8}\"]\n"
     )
-    env = runner_env(tmp_path, workspace, {"command": "plan"})
-    p = run_action(env, workspace)
+    runner = job(tmp_path, workspace, runner_temp, {"command": "plan"})
+    env = runner.env
+    p = runner.run()
     assert p.returncode == 0, p.stderr
-    out = read_github_outputs(Path(env["GITHUB_OUTPUT"]).read_text())
+    out = p.outputs
     sha = env["GITHUB_SHA"]
     assert out["tags"].splitlines() == ["127.0.0.1:1/demo/app:latest", f"127.0.0.1:1/demo/app:{sha[:8]}"]
     assert out["digest"] == "" and out["status"] == "succeeded"
 
 
-def test_runner_contract_scan_gate_blocks_with_annotation_and_sarif(tmp_path: Path) -> None:
+def test_runner_contract_scan_gate_blocks_with_annotation_and_sarif(
+    tmp_path: Path, runner_temp: Path
+) -> None:
     workspace = tmp_path / "workspace"
     workspace.mkdir()
     (workspace / "trivy.json").write_text(json.dumps({
@@ -242,15 +381,15 @@ def test_runner_contract_scan_gate_blocks_with_annotation_and_sarif(tmp_path: Pa
             {"VulnerabilityID": "CVE-2024-3094", "PkgName": "xz-utils", "InstalledVersion": "5.6.0",
              "FixedVersion": "5.6.1", "Severity": "CRITICAL"}]}],
     }))
-    env = runner_env(tmp_path, workspace, {
+    runner = job(tmp_path, workspace, runner_temp, {
         "command": "scan", "report": "trivy.json", "severity": "high", "sarif": "acr-ci.sarif",
     })
-    p = run_action(env, workspace)
+    p = runner.run()
     assert p.returncode == 3, p.stderr
     errors = [line for line in p.stdout.splitlines() if line.startswith("::error ")]
     assert len(errors) == 1 and errors[0].startswith("::error title=acr-ci scan gate::blocked")
     assert errors[0].endswith("(CVE-2024-3094)")
-    out = read_github_outputs(Path(env["GITHUB_OUTPUT"]).read_text())
+    out = p.outputs
     assert out["blocked"] == "true" and out["status"] == "blocked" and out["exit-code"] == "3"
     assert out["sarif-report"] == "acr-ci.sarif"
     sarif = json.loads((workspace / "acr-ci.sarif").read_text())
@@ -258,12 +397,157 @@ def test_runner_contract_scan_gate_blocks_with_annotation_and_sarif(tmp_path: Pa
 
     # non-blocking: the step passes, the verdict becomes a warning
     (tmp_path / "nb").mkdir()
-    env = runner_env(tmp_path / "nb", workspace, {
+    runner = job(tmp_path / "nb", workspace, runner_temp, {
         "command": "scan", "report": "trivy.json", "severity": "high", "non-blocking": "true",
     })
-    p = run_action(env, workspace)
+    p = runner.run()
     assert p.returncode == 0, p.stderr
     warnings = [line for line in p.stdout.splitlines() if line.startswith("::warning ")]
     assert len(warnings) == 1 and "CVE-2024-3094" in warnings[0]
-    out = read_github_outputs(Path(env["GITHUB_OUTPUT"]).read_text())
+    out = p.outputs
     assert out["blocked"] == "false" and out["status"] == "succeeded"
+
+
+PLAN_CONFIG = (
+    "version: 1\nimage: 127.0.0.1:1/demo/app\nbuild:\n  rules:\n"
+    "    - name: main\n      type: branch\n      match: main\n      tags: [latest]\n"
+)
+
+
+def test_runner_contract_auto_picks_the_runners_python_and_reuses_the_venv(
+    tmp_path: Path, runner_temp: Path
+) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / ".acr-ci.yml").write_text(PLAN_CONFIG)
+    (tmp_path / "a").mkdir()
+    first = job(tmp_path / "a", workspace, runner_temp, {"command": "plan"})
+    p = first.run()
+    assert p.returncode == 0, p.stdout + p.stderr
+    python3 = shutil.which("python3", path=first.env["PATH"])
+    assert p.steps["python"] == {"setup": "false", "python": python3}  # 3.11 here: no setup
+    assert p.skipped == ["setup-python"]
+    venv_python = Path(p.steps["venv"]["python"])
+    assert venv_python.parent.parent.parent == runner_temp
+    assert p.steps["venv"]["python"].startswith(str(runner_temp))
+    # the same job runs the action again: the venv is reused, not rebuilt
+    (tmp_path / "b").mkdir()
+    again = job(tmp_path / "b", workspace, runner_temp, {"command": "plan"}).run()
+    assert again.returncode == 0
+    assert again.steps["venv"] == p.steps["venv"]
+    assert f"acr-ci: reusing {venv_python.parent.parent}" in again.stdout
+    # what ran is the installed package, not this checkout
+    site = subprocess.run([str(venv_python), "-c", "import acr_ci; print(acr_ci.__file__)"],
+                          capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    assert site.stdout.startswith(str(venv_python.parent.parent)), site.stdout + site.stderr
+    # every command gets a step summary, plan included
+    summary = Path(first.env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert summary.startswith("### acr-ci plan: ✅ succeeded\n")
+    assert "- `127.0.0.1:1/demo/app:latest`" in summary
+
+
+def test_runner_contract_python_input_is_checked(tmp_path: Path, runner_temp: Path) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (tmp_path / "a").mkdir()
+    p = job(tmp_path / "a", workspace, runner_temp, {"python": "$(id)"}).run()
+    assert p.returncode == 2 and list(p.steps) == ["python"]
+    assert p.stdout.strip() == (
+        "::error title=acr-ci action inputs::input python must be auto, runner or setup"
+    )
+    (tmp_path / "b").mkdir()
+    runner = job(tmp_path / "b", workspace, runner_temp, {"python": "setup"})
+    with pytest.raises(AssertionError, match="the runner would run actions/setup-python@"):
+        runner.run()  # python: setup always asks for actions/setup-python
+
+
+def test_runner_contract_commit_statuses_without_a_token_is_an_error(
+    tmp_path: Path, runner_temp: Path
+) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / ".acr-ci.yml").write_text(PLAN_CONFIG)
+    runner = job(tmp_path, workspace, runner_temp, {"command": "run", "commit-statuses": "true"},
+                 token="")
+    p = runner.run()
+    assert p.returncode == 2, p.stdout + p.stderr
+    errors = [line for line in p.stdout.splitlines() if line.startswith("::error ")]
+    assert len(errors) == 1, p.stdout
+    assert errors[0].startswith("::error title=acr-ci action inputs::commit-statuses: true needs")
+    assert "acr-ci run" not in p.stderr  # nothing ran
+
+
+def test_runner_contract_pull_request_record_names_the_head_commit(
+    tmp_path: Path, runner_temp: Path
+) -> None:
+    """The commit statuses go to the record's ref sha: for a pull request, its head."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / ".acr-ci.yml").write_text(PLAN_CONFIG)  # no rule for feature/login
+    token = "ghs_job_token_0123456789abcdef"
+    runner = job(tmp_path, workspace, runner_temp, {"command": "run"}, token=token,
+                 event="pull_request")
+    p = runner.run()
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.step_env["acr"]["INPUT_GITHUB-TOKEN"] == token  # the default, ${{ github.token }}
+    assert f"::add-mask::{token}" in p.stdout and (p.stdout + p.stderr).count(token) == 1
+    event = json.loads((FIXTURES / "event_pull_request.json").read_text())
+    record = json.loads((workspace / p.outputs["record"]).read_text())
+    head = event["pull_request"]["head"]["sha"]
+    assert record["ref"]["sha"] == head != runner.env["GITHUB_SHA"]
+
+
+def test_job_token_logs_in_to_ghcr_only_and_explicit_credentials_win(tmp_path: Path) -> None:
+    from acr_ci.frontends import invocation
+    from acr_ci.frontends.github import inputs_from_env
+
+    base = {"GITHUB_ACTOR": "jdoe", "INPUT_GITHUB-TOKEN": "ghs_tok", "INPUT_COMMAND": "sync",
+            "INPUT_IMAGE": "registry.example/app:1"}
+    login = invocation(inputs_from_env(base), tmp_path, {}).options.access.login  # type: ignore[attr-defined]
+    assert login is not None and (login.username, login.only) == ("jdoe", frozenset({"ghcr.io"}))
+    creds = login.for_hosts(["registry.example", "ghcr.io"])
+    assert creds.get("registry.example") is None
+    got = creds.get("ghcr.io")
+    assert got is not None and (got.username, got.secret) == ("jdoe", "ghs_tok")
+
+    explicit = {**base, "INPUT_REGISTRY-USERNAME": "bot", "INPUT_REGISTRY-PASSWORD": "pat"}
+    login = invocation(inputs_from_env(explicit), tmp_path, {}).options.access.login  # type: ignore[attr-defined]
+    assert login is not None and (login.username, login.only) == ("bot", None)
+    # the job token passed as the password explicitly: still for ghcr.io only
+    passed = {**base, "INPUT_REGISTRY-USERNAME": "jdoe", "INPUT_REGISTRY-PASSWORD": "ghs_tok"}
+    login = invocation(inputs_from_env(passed), tmp_path, {}).options.access.login  # type: ignore[attr-defined]
+    assert login is not None and login.only == frozenset({"ghcr.io"})
+    # no token, or a login in the environment: the job token is not used
+    no_token = inputs_from_env({**base, "INPUT_GITHUB-TOKEN": ""})
+    assert (no_token.username, no_token.password, no_token.login_only) == ("", "", None)
+    env_login = {**base, "ACR_CI_REGISTRY_USERNAME": "u", "ACR_CI_REGISTRY_PASSWORD": "p"}
+    login = invocation(inputs_from_env(env_login), tmp_path, env_login).options.access.login  # type: ignore[attr-defined]
+    assert login is not None and (login.username, login.only) == ("u", None)
+
+
+def test_examples_upload_sarif_take_every_image_and_set_up_buildx(tmp_path: Path) -> None:
+    tag = load_yaml(ROOT / "examples" / "github" / "tag.yml")
+    gate = tag["jobs"]["gate-report"]
+    assert gate["permissions"]["security-events"] == "write"
+    assert gate["strategy"]["matrix"]["image"] == "${{ fromJSON(needs.release-image.outputs.images) }}"
+    (upload,) = [s for s in gate["steps"] if "upload-sarif@" in s.get("uses", "")]
+    assert upload["uses"].startswith("github/codeql-action/upload-sarif@")
+    assert upload["with"]["sarif_file"] == "${{ steps.scan.outputs.sarif-report }}"
+    release = tag["jobs"]["release-image"]
+    assert release["outputs"]["images"] == "${{ steps.list.outputs.images }}"
+    # the list step really turns several lines into a JSON list
+    (listing,) = [s for s in release["steps"] if s.get("id") == "list"]
+    out = tmp_path / "set_output"
+    p = subprocess.run(["bash", "-eo", "pipefail", "-c", listing["run"]], capture_output=True,
+                       text=True, env={**os.environ, "GITHUB_OUTPUT": str(out),
+                                       "IMAGES": "r/a@sha256:1\nr/b@sha256:2\n"})
+    assert p.returncode == 0, p.stderr
+    assert read_github_outputs(out.read_text()) == {"images": '["r/a@sha256:1", "r/b@sha256:2"]'}
+
+    for name in ("branch.yml", "tag.yml"):
+        doc = load_yaml(ROOT / "examples" / "github" / name)
+        uses = [s.get("uses", "").split("@")[0] for j in doc["jobs"].values() for s in j["steps"]]
+        assert "docker/setup-buildx-action" in uses and "docker/setup-qemu-action" in uses, name
+    native = load_yaml(ROOT / "examples" / "github" / "arm64.yml")["jobs"]["image"]
+    runners = [leg["runner"] for leg in native["strategy"]["matrix"]["include"]]
+    assert runners == ["ubuntu-24.04", "ubuntu-24.04-arm"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from acr_ci.models import Status
 from acr_ci.record import TriggerDetail
 
 SHA = "3f1e9c2b7d4a5e6f8091a2b3c4d5e6f708192a3b"
+MERGE_SHA = "e1d2c3b4a5968778695a4b3c2d1e0f9a8b7c6d5e"  # a pull request's GITHUB_SHA
 TOKEN = "ghp_test_token_0123456789"
 
 RECORD = run_record(
@@ -43,6 +44,7 @@ RECORD = run_record(
           step("trigger", Status.SKIPPED, name="deploy", reason="blocked",
                detail=TriggerDetail("https://hooks.example"))),
 )
+RECORD = replace(RECORD, ref=replace(RECORD.ref, sha=SHA))  # the commit that was built
 
 
 @dataclass
@@ -138,6 +140,32 @@ def test_github_statuses_exact_requests(api: FakeApi, record: str) -> None:
     ]
     assert all(s.headers.get("Authorization") == f"token {TOKEN}" for s in api.seen)
     assert {s.method for s in api.seen} <= {"GET", "POST"}
+
+
+def test_github_statuses_name_the_commit_that_was_built(api: FakeApi, tmp_path: Path) -> None:
+    """A pull request: the record holds the head commit; GITHUB_SHA is the merge commit."""
+    try:
+        import github  # noqa: F401
+    except ImportError:
+        skip_or_fail("PyGithub is not installed: pip install PyGithub")
+    head = "9a8b7c6d5e4f30211d0c9b8a7f6e5d4c3b2a1f0e"
+    path = tmp_path / "acr-ci-record.json"
+    path.write_text(json.dumps(replace(RECORD, ref=replace(RECORD.ref, sha=head)).to_json()))
+    env = {"GITHUB_API_URL": api.url, "GITHUB_REPOSITORY": "acme/hello-app",
+           "GITHUB_SHA": MERGE_SHA}
+    assert post_github(TOKEN, env, record_path=str(path)) == 3
+    posts = [s for s in api.seen if s.method == "POST"]
+    assert [s.path for s in posts] == [f"/repos/acme/hello-app/statuses/{head}"] * 3
+    assert all(MERGE_SHA not in s.path for s in api.seen)
+    assert posts[0].body == {
+        "state": "success", "description": "succeeded", "context": "acr-ci/main/build"}
+
+    # a record that names no commit: the job's own
+    api.seen.clear()
+    path.write_text(json.dumps(replace(RECORD, ref=replace(RECORD.ref, sha="")).to_json()))
+    assert post_github(TOKEN, env, record_path=str(path)) == 3
+    assert {s.path for s in api.seen if s.method == "POST"} == {
+        f"/repos/acme/hello-app/statuses/{MERGE_SHA}"}
 
 
 def test_gitlab_statuses_exact_requests(api: FakeApi, record: str) -> None:

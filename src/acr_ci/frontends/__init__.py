@@ -312,7 +312,10 @@ def collect(inputs: Inputs, inv: Invocation, exit_code: int, stdout: str) -> Res
                 title=f"acr-ci {cmd}",
             ),
         )
-    return outputs.with_annotations(results, extra)
+    results = outputs.with_annotations(results, extra)
+    if inputs.summary and not results.summary:
+        results = replace(results, summary=outputs.command_summary(results))
+    return results
 
 
 def execute(

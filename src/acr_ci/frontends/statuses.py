@@ -5,6 +5,9 @@ asked (``commit-statuses: true``) and given a token. The API clients are importe
 lazily (PyGitHub, python-gitlab: ``pip install PyGithub python-gitlab``), so nothing
 else pays for them.
 
+GitHub's statuses go to the commit the run record names (its ``ref.sha``: for a pull
+request the head commit, not the merge commit in ``$GITHUB_SHA``).
+
 Each step that ran becomes one status, named ``acr-ci/RULE/STEP`` (``/NAME`` for a
 mirror or trigger): succeeded → success, failed and blocked → failure; skipped steps are
 not posted (a green mark for a step that never ran would mislead). The description is
@@ -80,12 +83,18 @@ def _need(env: Mapping[str, str], *names: str) -> list[str]:
 
 
 def post_github(token: str, env: Mapping[str, str], *, record_path: str) -> int:
-    """Post the record's statuses to the job's commit; returns how many were posted."""
-    api, repo_name, sha = _need(env, "GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_SHA")
+    """Post the record's statuses to the commit that was built; returns how many were posted.
+
+    That commit is the run record's ``ref.sha`` (for a pull request the head commit, which
+    the record holds), not ``$GITHUB_SHA`` (the pull request's merge commit); the job's
+    ``$GITHUB_SHA`` only stands in when the record names no commit."""
+    api, repo_name = _need(env, "GITHUB_API_URL", "GITHUB_REPOSITORY")
     server = env.get("GITHUB_SERVER_URL", "")
     run_id = env.get("GITHUB_RUN_ID", "")
     target = f"{server}/{repo_name}/actions/runs/{run_id}" if server and run_id else None
-    todo = statuses_from_record(_record(record_path))
+    run = _record(record_path)
+    sha = run.ref.sha or _need(env, "GITHUB_SHA")[0]
+    todo = statuses_from_record(run)
     try:
         from github import (  # type: ignore[import-not-found, unused-ignore]
             Auth,

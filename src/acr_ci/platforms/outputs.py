@@ -245,6 +245,39 @@ def from_exit(command: str, exit_code: int) -> Results:
     return Results(command=command, exit_code=exit_code, status=status_for(exit_code))
 
 
+_MARKS = {"succeeded": "✅", "failed": "❌", "blocked": "⛔", "skipped": "⏭️", "error": "❌"}
+
+
+def _code(text: str) -> str:
+    """``text`` as one line of inline Markdown code (backticks and HTML cannot escape it)."""
+    flat = " ".join(text.split()).replace("`", "'").replace("<", "&lt;").replace(">", "&gt;")
+    return f"`{flat}`"
+
+
+def command_summary(results: Results, *, limit: int = 50) -> str:
+    """A short Markdown summary of a command that wrote no run record (plan, build, scan,
+    sync, trigger): its status and exit code, the images and tags, the annotations' titles
+    and messages; at most ``limit`` lines of each list."""
+    mark = _MARKS.get(results.status, "")
+    lines = [
+        f"### acr-ci {results.command}: {mark} {results.status}".replace("  ", " "),
+        "",
+        f"exit code {results.exit_code}" + (" · the scan gate blocked" if results.blocked else ""),
+    ]
+    for title, values in (("Images", results.images), ("Tags", results.tags)):
+        if values:
+            lines += ["", f"{title}:", ""]
+            lines += [f"- {_code(v)}" for v in values[:limit]]
+            if len(values) > limit:
+                lines.append(f"- … and {len(values) - limit} more")
+    if results.annotations:
+        lines += ["", "Messages:", ""]
+        for a in results.annotations[:limit]:
+            head = f"**{_code(a.title)}** " if a.title else ""
+            lines.append(f"- {a.level}: {head}{_code(first_line(a.message))}")
+    return "\n".join(lines) + "\n"
+
+
 def config_annotations(error: ConfigError) -> tuple[Annotation, ...]:
     """One error annotation per config problem, at its file, line and column."""
     return tuple(
