@@ -1,15 +1,17 @@
 # syntax=docker/dockerfile:1
-# The acr-ci image: the one image the GitHub Action, the GitLab component and the Tekton
-# Tasks run. Debian bookworm (Python 3.11 and buildah from Debian), acr-ci in a venv with
+# The acr-ci image: the one image the GitLab component, the Tekton Tasks and the Docker
+# variant of the GitHub Action (docker/action.yml) run; the GitHub Action itself is a
+# composite action that runs acr-ci on the runner. Debian bookworm (Python 3.11 and buildah from Debian), acr-ci in a venv with
 # its `statuses` extra (commit statuses) and trivy (the `engine: trivy` scanner, on PATH as
 # /opt/acr-ci/bin/trivy). Python packages are pinned by image-constraints.txt.
 #
 # Targets:
 #   runtime (default, last)  non-root user 10001: GitLab jobs, Tekton scan/sync/trigger,
 #                            a laptop; building with buildah needs a privileged/rootful runner
-#   root                     the same as root: the GitHub Action (GitHub runs Docker actions
-#                            as the default user, root, or the workspace and file commands are
-#                            not writable) and build jobs that run buildah
+#   root                     the same as root: the Docker variant of the GitHub Action
+#                            (GitHub runs Docker actions as the default user, root, or the
+#                            workspace and file commands are not writable) and build jobs
+#                            that run buildah
 #
 # BASE: any Debian bookworm image. Release builds pin it by digest:
 #   --build-arg BASE=docker.io/library/debian:bookworm-slim@sha256:<digest>
