@@ -171,6 +171,10 @@ scan:
     scan_env = artifacts / "scan-image" / ".gitlab-ci-reports" / "dotenv" / "acr-ci.env"
     scanned = dict(line.split("=", 1) for line in scan_env.read_text().splitlines())
     assert scanned["ACR_CI_DIGEST"] == digest  # the scan job got the image from the dotenv
+    # every job writes the record artifact it declares; the scan job's has its own name, so
+    # the run record above is still the build job's
+    job_record = json.loads((repo / "acr-ci-scan-record.json").read_text())
+    assert job_record["command"] == "scan" and job_record["outputs"]["digest"] == digest
     # gitlab-ci-local collects only dotenv reports; the shell executor ran the scan job in
     # the project directory, so its container_scanning report is there
     report = json.loads((repo / "gl-container-scanning-report.json").read_text())

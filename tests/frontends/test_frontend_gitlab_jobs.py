@@ -162,6 +162,8 @@ def test_the_job_token_reaches_ci_registry_and_never_another_registry(
     vulns = report["vulnerabilities"]
     assert isinstance(vulns, list)
     assert {v["location"]["image"] for v in vulns} == {f"{ci.host}/acme/app:1.0@{ci_digest}"}
+    job_record = json.loads((tmp_path / "acr-ci-record.json").read_text())
+    assert job_record["command"] == "scan" and job_record["outputs"]["digest"] == ci_digest
 
     # other credentials given as inputs are not the job token: they go where the config points
     env = job_env(
@@ -188,6 +190,7 @@ def test_a_scan_without_its_image_stops_with_exit_2(
     assert "target-image" in err and "error: acr-ci scan:" in err
     assert dotenv(env)["ACR_CI_STATUS"] == "error"
     assert not (tmp_path / "gl-container-scanning-report.json").exists()  # nothing gated
+    assert json.loads((tmp_path / "acr-ci-record.json").read_text())["command"] == "scan"
 
 
 @pytest.mark.registry

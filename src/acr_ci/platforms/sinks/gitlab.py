@@ -10,6 +10,11 @@ Variables: ``ACR_CI_DIGEST``, ``ACR_CI_IMAGE`` (the first ``repo@digest``),
 ``ACR_CI_IMAGES``, ``ACR_CI_TAGS``, ``ACR_CI_IMAGE_URL``, ``ACR_CI_BLOCKED``,
 ``ACR_CI_STATUS``, ``ACR_CI_EXIT_CODE``, ``ACR_CI_RECORD``.
 
+The job's ``record`` artifact (``$ACR_CI_INPUT_RECORD``): ``acr-ci run`` writes the run
+record there; after any other command the sink writes the job's outputs there instead
+(``{"command": …, "outputs": {digest, images, tags, …}}``, the dotenv's values with
+lists as lists), so every job leaves the file its template declares.
+
 GitLab has no annotations: problems are printed as ``file:line:col: error: message``
 (which editors and GitLab's log both link well enough); the command already printed its
 Markdown summary to the log. GitLab masks variables itself (masked CI/CD variables); :meth:`mask` does
@@ -25,9 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from acr_ci import fileio
 from acr_ci.platforms.outputs import Annotation, Results, one_line
 
 DOTENV_ENV = "ACR_CI_DOTENV"
+RECORD_ENV = "ACR_CI_INPUT_RECORD"
 DEFAULT_DOTENV = "acr-ci.env"
 MAX_BYTES = 5 * 1024
 PREFIX = "ACR_CI_"
@@ -62,6 +69,14 @@ def dotenv_text(values: Mapping[str, str]) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+def job_outputs(results: Results) -> dict[str, object]:
+    """The record artifact of a job whose command writes no run record."""
+    values: dict[str, object] = dict(results.values())
+    values.update(images=list(results.images), tags=list(results.tags))
+    values.pop("record", None)
+    return {"command": results.command, "outputs": values}
+
+
 def location(a: Annotation) -> str:
     """``file:line:col: level: message`` (or ``level: message``)."""
     where = ""
@@ -80,10 +95,18 @@ class GitLabSink:
 
     dotenv: Path
     stream: TextIO
+    record: Path | None = None
+    """The job's record artifact, written with the outputs after a command other than
+    ``run`` (None: not written)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], stream: TextIO | None = None) -> GitLabSink:
-        return cls(dotenv=Path(env.get(DOTENV_ENV) or DEFAULT_DOTENV), stream=stream or sys.stderr)
+        record = (env.get(RECORD_ENV) or "").strip()
+        return cls(
+            dotenv=Path(env.get(DOTENV_ENV) or DEFAULT_DOTENV),
+            stream=stream or sys.stderr,
+            record=Path(record) if record else None,
+        )
 
     def mask(self, secret: str) -> None:
         """GitLab masks its own masked variables; nothing to do."""
@@ -102,4 +125,8 @@ class GitLabSink:
             text = dotenv_text(values)
         self.dotenv.parent.mkdir(parents=True, exist_ok=True)
         self.dotenv.write_text(text, encoding="utf-8")
+        if self.record is not None and results.command != "run":
+            fileio.write_json(
+                self.record, job_outputs(results), what="the job record", parents=True
+            )
         self.stream.flush()
