@@ -187,6 +187,22 @@ def test_gitlab_statuses_exact_requests(api: FakeApi, record: str) -> None:
     assert all(s.headers.get("PRIVATE-TOKEN") == TOKEN for s in api.seen)
 
 
+def test_gitlab_statuses_go_to_the_built_commit(api: FakeApi, record: str, tmp_path: Path) -> None:
+    try:
+        import gitlab  # noqa: F401
+    except ImportError:
+        skip_or_fail("python-gitlab is not installed: pip install python-gitlab")
+    # a merged-results pipeline: CI_COMMIT_SHA is the merge commit, the record the source's
+    env = {"CI_SERVER_URL": api.url, "CI_PROJECT_ID": "1217", "CI_COMMIT_SHA": MERGE_SHA}
+    assert post_gitlab(TOKEN, env, record_path=record) == 3
+    assert {s.path for s in api.seen} == {f"/api/v4/projects/1217/statuses/{SHA}"}
+    api.seen.clear()
+    path = tmp_path / "no-sha.json"
+    path.write_text(json.dumps(replace(RECORD, ref=replace(RECORD.ref, sha="")).to_json()))
+    assert post_gitlab(TOKEN, env, record_path=str(path)) == 3
+    assert {s.path for s in api.seen} == {f"/api/v4/projects/1217/statuses/{MERGE_SHA}"}
+
+
 def test_statuses_need_a_record_and_the_ci_variables(tmp_path: Path) -> None:
     with pytest.raises(StatusError, match="no run record"):
         post_github(TOKEN, {"GITHUB_API_URL": "x", "GITHUB_REPOSITORY": "a/b", "GITHUB_SHA": SHA},

@@ -126,10 +126,16 @@ def post_github(token: str, env: Mapping[str, str], *, record_path: str) -> int:
 
 
 def post_gitlab(token: str, env: Mapping[str, str], *, record_path: str) -> int:
-    """Post the record's statuses to the pipeline's commit; returns how many were posted."""
-    server, project_id, sha = _need(env, "CI_SERVER_URL", "CI_PROJECT_ID", "CI_COMMIT_SHA")
+    """Post the record's statuses to the commit that was built; returns how many were posted.
+
+    As on GitHub, that is the run record's ``ref.sha`` (in a merged-results pipeline the
+    merge request's source commit, not ``$CI_COMMIT_SHA``, the merge commit); the job's
+    ``$CI_COMMIT_SHA`` only stands in when the record names no commit."""
+    server, project_id = _need(env, "CI_SERVER_URL", "CI_PROJECT_ID")
     target = env.get("CI_JOB_URL") or None
-    todo = statuses_from_record(_record(record_path))
+    run = _record(record_path)
+    sha = run.ref.sha or _need(env, "CI_COMMIT_SHA")[0]
+    todo = statuses_from_record(run)
     try:
         import gitlab  # type: ignore[import-not-found, unused-ignore]
         from gitlab.exceptions import (  # type: ignore[import-not-found, unused-ignore]
