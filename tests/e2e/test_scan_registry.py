@@ -385,3 +385,52 @@ def test_reports_that_leave_a_platform_out_are_reported(
         if "no report covers" in line
     )
     assert warned == uncovered
+
+
+@pytest.mark.parametrize("lost", ["layer of linux/arm64", "config of linux/amd64"])
+def test_backup_that_loses_blobs_is_a_failed_backup(
+    tmp_path: Path, multiarch: tuple[RegistryServer, Layout, Layout],
+    registry_factory: Callable[..., RegistryServer], standin: Callable[[dict[str, str]], Path],
+    capsys: pytest.CaptureFixture[str], lost: str,
+) -> None:
+    """A real backup registry takes every manifest, then loses one blob from its storage before
+    acr-ci asks for it: the backup is unusable, so nothing is deleted and the scan exits 1."""
+    from tests.support.faultproxy import FaultProxy, ProxyRecord
+
+    src, blocked, _ = multiarch
+    backup = registry_factory("plain")
+    kind, platform = lost.split(" ")[0], lost.split(" ")[-1]
+    blob = blocked.configs[platform] if kind == "config" else blocked.layers[platform][0]
+    data = backup.storage / "docker/registry/v2/blobs/sha256" / blob[7:9] / blob[7:] / "data"
+    manifests_put = []
+
+    def lose_after_the_copy(record: ProxyRecord) -> None:
+        if record.method == "PUT" and "/manifests/" in record.target:
+            manifests_put.append(record.target)
+        elif record.method == "HEAD" and record.target.endswith(f"/blobs/{blob}") and manifests_put:
+            data.unlink(missing_ok=True)
+
+    with FaultProxy(backup.host, on_request=lose_after_the_copy) as proxy:
+        backup_host = proxy.host
+        standin({"*": str(fixture("trivy-app-amd64.json"))})
+        cfg = write_config(tmp_path, f"{src.host}/team/app", (
+            "  block:\n    severity: critical\n"
+            f"  on_block:\n    backup: {backup_host}/quarantine/app\n    delete: true\n"
+        ))
+        out = tmp_path / "scan.json"
+        code = main(["scan", f"{src.host}/team/app:1.0", "--config", str(cfg), "--output-json", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert manifests_put, "the copy reached the backup"
+    assert not data.exists()
+    message = next(line for line in err.splitlines() if line.startswith("acr-ci: error:"))
+    assert f"backup of {src.host}/team/app@{blocked.index_digest} to {backup_host}/quarantine/app" in message
+    assert f"lacks 1 blob(s) it must hold: {blob} (" in message and f"{kind} of {platform})" in message
+    assert "NOT deleted" in message
+    # the source registry itself says the image and its tags are all still there
+    assert manifest_status(src, "team/app", blocked.index_digest) == (200, blocked.index_digest)
+    for digest in blocked.manifests.values():
+        assert manifest_status(src, "team/app", digest) == (200, digest)
+    assert tags_of(src, "team/app") == ["1.0", "latest", "other"]
+    doc = json.loads(out.read_text())
+    assert doc["gate"]["deleted"] is False and blob in doc["gate"]["error"]
