@@ -373,7 +373,9 @@ def test_reports_that_leave_a_platform_out_are_reported(
     uncovered: list[str],
 ) -> None:
     src, _, _ = multiarch
-    args = ["scan", f"{src.host}/team/app:1.0", "--severity", "critical"]
+    # the fixtures are reports of another image (registry.example.com/team/static): allowed here,
+    # this test is about coverage (test_reports_about_another_image_are_refused is about that)
+    args = ["scan", f"{src.host}/team/app:1.0", "--severity", "critical", "--allow-report-mismatch"]
     for spec in reports:
         platform, _, name = spec.rpartition("=")
         args += ["--report", f"{platform}={fixture(name)}" if platform else str(fixture(name))]
@@ -434,3 +436,54 @@ def test_backup_that_loses_blobs_is_a_failed_backup(
     assert tags_of(src, "team/app") == ["1.0", "latest", "other"]
     doc = json.loads(out.read_text())
     assert doc["gate"]["deleted"] is False and blob in doc["gate"]["error"]
+
+
+def identity_report(path: Path, **metadata: Any) -> Path:
+    """A clean Trivy report whose ArtifactName/Metadata say which image it is about."""
+    name = metadata.pop("ArtifactName", None)
+    doc: dict[str, Any] = {"SchemaVersion": 2, "ArtifactType": "container_image", "Results": [],
+                           "Metadata": {"ImageConfig": {"os": "linux", "architecture": "amd64"}, **metadata}}
+    if name:
+        doc["ArtifactName"] = name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_reports_about_another_image_are_refused(tmp_path: Path, multiarch: tuple[RegistryServer, Layout, Layout],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    src, blocked, other = multiarch
+    image = f"{src.host}/team/app:1.0"
+    base = ["scan", image, "--severity", "critical"]
+    stale = identity_report(tmp_path / "stale.json", ArtifactName=f"{src.host}/team/app:1.0",
+                            RepoDigests=[f"{src.host}/team/app@{other.index_digest}"])
+    foreign = identity_report(tmp_path / "foreign.json", ImageID=other.configs["linux/amd64"])
+    for report, why in ((stale, f"it names {src.host}/team/app@{other.index_digest}, another digest of the "
+                                "same repository"),
+                        (foreign, f"it names image ID {other.configs['linux/amd64']}, which is not the config")):
+        assert main([*base, "--report", str(report)]) == 2
+        line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("acr-ci: error:"))
+        assert f"report about another image than {image}@{blocked.index_digest}: {report}: {why}" in line
+        # allowed: gated on, with a warning
+        assert main([*base, "--report", str(report), "--allow-report-mismatch"]) == 0
+        err = capsys.readouterr().err
+        assert f"warning: {report} is about another image" in err and "--allow-report-mismatch" in err
+    # one refused report among good ones refuses the scan
+    good = identity_report(tmp_path / "good.json", ImageID=blocked.configs["linux/arm64"])
+    assert main([*base, "--report", f"linux/arm64={good}", "--report", f"linux/amd64={foreign}"]) == 2
+    capsys.readouterr()
+
+
+def test_reports_that_match_pass_and_unmatched_ones_warn(tmp_path: Path,
+                                                        multiarch: tuple[RegistryServer, Layout, Layout],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    src, blocked, _ = multiarch
+    base = ["scan", f"{src.host}/team/app:1.0", "--severity", "critical"]
+    by_config = identity_report(tmp_path / "a.json", ImageID=blocked.configs["linux/amd64"])
+    by_digest = identity_report(tmp_path / "b.json", RepoDigests=[f"mirror.example/app@{blocked.index_digest}"])
+    assert main([*base, "--report", f"linux/amd64={by_config}", "--report", f"linux/arm64={by_digest}"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    bare = identity_report(tmp_path / "c.json", ArtifactName="app:1.0")  # a tag says nothing
+    assert main([*base, "--report", str(bare), "--report", str(fixture("sarif-clean.sarif"))]) == 0
+    err = capsys.readouterr().err
+    for report in (bare, fixture("sarif-clean.sarif")):
+        assert f"warning: {report} names no image digest or image ID to match with" in err
