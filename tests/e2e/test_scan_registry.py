@@ -373,7 +373,9 @@ def test_reports_that_leave_a_platform_out_are_reported(
     uncovered: list[str],
 ) -> None:
     src, _, _ = multiarch
-    args = ["scan", f"{src.host}/team/app:1.0", "--severity", "critical"]
+    # the fixtures are reports of another image (registry.example.com/team/static): allowed here,
+    # this test is about coverage (test_reports_about_another_image_are_refused is about that)
+    args = ["scan", f"{src.host}/team/app:1.0", "--severity", "critical", "--allow-report-mismatch"]
     for spec in reports:
         platform, _, name = spec.rpartition("=")
         args += ["--report", f"{platform}={fixture(name)}" if platform else str(fixture(name))]
@@ -385,3 +387,103 @@ def test_reports_that_leave_a_platform_out_are_reported(
         if "no report covers" in line
     )
     assert warned == uncovered
+
+
+@pytest.mark.parametrize("lost", ["layer of linux/arm64", "config of linux/amd64"])
+def test_backup_that_loses_blobs_is_a_failed_backup(
+    tmp_path: Path, multiarch: tuple[RegistryServer, Layout, Layout],
+    registry_factory: Callable[..., RegistryServer], standin: Callable[[dict[str, str]], Path],
+    capsys: pytest.CaptureFixture[str], lost: str,
+) -> None:
+    """A real backup registry takes every manifest, then loses one blob from its storage before
+    acr-ci asks for it: the backup is unusable, so nothing is deleted and the scan exits 1."""
+    from tests.support.faultproxy import FaultProxy, ProxyRecord
+
+    src, blocked, _ = multiarch
+    backup = registry_factory("plain")
+    kind, platform = lost.split(" ")[0], lost.split(" ")[-1]
+    blob = blocked.configs[platform] if kind == "config" else blocked.layers[platform][0]
+    data = backup.storage / "docker/registry/v2/blobs/sha256" / blob[7:9] / blob[7:] / "data"
+    manifests_put = []
+
+    def lose_after_the_copy(record: ProxyRecord) -> None:
+        if record.method == "PUT" and "/manifests/" in record.target:
+            manifests_put.append(record.target)
+        elif record.method == "HEAD" and record.target.endswith(f"/blobs/{blob}") and manifests_put:
+            data.unlink(missing_ok=True)
+
+    with FaultProxy(backup.host, on_request=lose_after_the_copy) as proxy:
+        backup_host = proxy.host
+        standin({"*": str(fixture("trivy-app-amd64.json"))})
+        cfg = write_config(tmp_path, f"{src.host}/team/app", (
+            "  block:\n    severity: critical\n"
+            f"  on_block:\n    backup: {backup_host}/quarantine/app\n    delete: true\n"
+        ))
+        out = tmp_path / "scan.json"
+        code = main(["scan", f"{src.host}/team/app:1.0", "--config", str(cfg), "--output-json", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert manifests_put, "the copy reached the backup"
+    assert not data.exists()
+    message = next(line for line in err.splitlines() if line.startswith("acr-ci: error:"))
+    assert f"backup of {src.host}/team/app@{blocked.index_digest} to {backup_host}/quarantine/app" in message
+    assert f"lacks 1 blob(s) it must hold: {blob} (" in message and f"{kind} of {platform})" in message
+    assert "NOT deleted" in message
+    # the source registry itself says the image and its tags are all still there
+    assert manifest_status(src, "team/app", blocked.index_digest) == (200, blocked.index_digest)
+    for digest in blocked.manifests.values():
+        assert manifest_status(src, "team/app", digest) == (200, digest)
+    assert tags_of(src, "team/app") == ["1.0", "latest", "other"]
+    doc = json.loads(out.read_text())
+    assert doc["gate"]["deleted"] is False and blob in doc["gate"]["error"]
+
+
+def identity_report(path: Path, **metadata: Any) -> Path:
+    """A clean Trivy report whose ArtifactName/Metadata say which image it is about."""
+    name = metadata.pop("ArtifactName", None)
+    doc: dict[str, Any] = {"SchemaVersion": 2, "ArtifactType": "container_image", "Results": [],
+                           "Metadata": {"ImageConfig": {"os": "linux", "architecture": "amd64"}, **metadata}}
+    if name:
+        doc["ArtifactName"] = name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_reports_about_another_image_are_refused(tmp_path: Path, multiarch: tuple[RegistryServer, Layout, Layout],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    src, blocked, other = multiarch
+    image = f"{src.host}/team/app:1.0"
+    base = ["scan", image, "--severity", "critical"]
+    stale = identity_report(tmp_path / "stale.json", ArtifactName=f"{src.host}/team/app:1.0",
+                            RepoDigests=[f"{src.host}/team/app@{other.index_digest}"])
+    foreign = identity_report(tmp_path / "foreign.json", ImageID=other.configs["linux/amd64"])
+    for report, why in ((stale, f"it names {src.host}/team/app@{other.index_digest}, another digest of the "
+                                "same repository"),
+                        (foreign, f"it names image ID {other.configs['linux/amd64']}, which is not the config")):
+        assert main([*base, "--report", str(report)]) == 2
+        line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("acr-ci: error:"))
+        assert f"report about another image than {image}@{blocked.index_digest}: {report}: {why}" in line
+        # allowed: gated on, with a warning
+        assert main([*base, "--report", str(report), "--allow-report-mismatch"]) == 0
+        err = capsys.readouterr().err
+        assert f"warning: {report} is about another image" in err and "--allow-report-mismatch" in err
+    # one refused report among good ones refuses the scan
+    good = identity_report(tmp_path / "good.json", ImageID=blocked.configs["linux/arm64"])
+    assert main([*base, "--report", f"linux/arm64={good}", "--report", f"linux/amd64={foreign}"]) == 2
+    capsys.readouterr()
+
+
+def test_reports_that_match_pass_and_unmatched_ones_warn(tmp_path: Path,
+                                                        multiarch: tuple[RegistryServer, Layout, Layout],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    src, blocked, _ = multiarch
+    base = ["scan", f"{src.host}/team/app:1.0", "--severity", "critical"]
+    by_config = identity_report(tmp_path / "a.json", ImageID=blocked.configs["linux/amd64"])
+    by_digest = identity_report(tmp_path / "b.json", RepoDigests=[f"mirror.example/app@{blocked.index_digest}"])
+    assert main([*base, "--report", f"linux/amd64={by_config}", "--report", f"linux/arm64={by_digest}"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    bare = identity_report(tmp_path / "c.json", ArtifactName="app:1.0")  # a tag says nothing
+    assert main([*base, "--report", str(bare), "--report", str(fixture("sarif-clean.sarif"))]) == 0
+    err = capsys.readouterr().err
+    for report in (bare, fixture("sarif-clean.sarif")):
+        assert f"warning: {report} names no image digest or image ID to match with" in err

@@ -74,6 +74,7 @@ def execute(opts: ScanOptions) -> int:
         output_json=opts.output_json,
         gitlab_report=opts.gitlab_report,
         sarif=opts.sarif,
+        allow_report_mismatch=opts.overrides.allow_report_mismatch,
     )
     client: Client | None = None
     if opts.image is not None:
@@ -147,6 +148,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         "--non-blocking", action="store_true", help="record the verdict, exit 0 even when blocked"
     )
     p.add_argument(
+        "--allow-report-mismatch",
+        action="store_true",
+        help="gate on a --report whose image digest or image ID is not the image's (warned)",
+    )
+    p.add_argument(
         "--today",
         type=_parse_today,
         metavar="YYYY-MM-DD",
@@ -175,6 +181,7 @@ def _options(args: argparse.Namespace) -> ScanOptions:
             logic=BlockLogic(args.logic) if args.logic else None,
             ignore_unfixed=args.ignore_unfixed,
             non_blocking=args.non_blocking,
+            allow_report_mismatch=args.allow_report_mismatch,
         ),
         report_format=args.report_format,
         today=args.today,

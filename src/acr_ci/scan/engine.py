@@ -8,7 +8,6 @@ environment only (never argv); error messages never include them.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -18,7 +17,8 @@ from typing import Any, Protocol
 
 from acr_ci.errors import ScanError as ScanError  # lives in errors.py; importable here too
 from acr_ci.registry.auth import Credentials
-from acr_ci.scan.reports import Report
+from acr_ci.scan.findings import ReportError
+from acr_ci.scan.reports import Report, load_json
 
 DEFAULT_TIMEOUT = 30 * 60.0
 """Seconds one scanner run may take (vulnerability DB download included)."""
@@ -106,9 +106,11 @@ def run_json(
             else None,
         )
     try:
-        return json.loads(proc.stdout)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ScanError(f"{what}: {program} did not write JSON on stdout ({e})") from None
+        return load_json(proc.stdout, f"{program} stdout")
+    except ReportError as e:
+        raise ScanError(
+            f"{what}: {program} did not write JSON acr-ci can read ({e.message})"
+        ) from None
 
 
 def _install_hint(program: str) -> str:

@@ -4,8 +4,11 @@
 2. With ``on_block.backup``: the image is copied by digest (every platform of an
    index, with its referrers: signatures, SBOMs) to the backup repository under
    those tags, and the copy is verified —
-   the backup must serve the same digest, and each tag must point at it. Any
-   failure here raises :class:`GateError` and **nothing is deleted**.
+   the backup must serve the same digest, each tag must point at it, and every
+   blob of every platform (configs and layers, read from the backup's own
+   manifests) must be there with its size (a ``HEAD`` each): a registry that
+   takes manifests but loses blobs holds no usable backup. Any failure here
+   raises :class:`GateError` and **nothing is deleted**.
 3. With ``on_block.delete``: the manifest is deleted by digest from the source
    repository (the registry drops the tags pointing at it). For an index, its
    platform manifests are deleted too unless a remaining tag still uses them.
@@ -24,6 +27,7 @@ from acr_ci.config.model import OnBlock
 from acr_ci.errors import AcrError, DeniedError, NotFoundError, UsageError
 from acr_ci.errors import GateError as GateError  # lives in errors.py; importable here too
 from acr_ci.registry.client import Client
+from acr_ci.registry.media import Manifest
 from acr_ci.registry.reference import Reference
 
 
@@ -119,6 +123,15 @@ def _backup(
                 raise GateError(
                     f"{where}: backup tag {tag} points at {at or 'nothing'}, not {image.digest}"
                 )
+        missing = _missing_blobs(client, dst.with_digest(image.digest))
+        if missing:
+            shown = ", ".join(missing[:MAX_NAMED])
+            more = f" and {len(missing) - MAX_NAMED} more" if len(missing) > MAX_NAMED else ""
+            raise GateError(
+                f"{where}: the backup lacks {len(missing)} blob(s) it must hold: {shown}{more}",
+                hint="the backup registry took the manifests but does not serve these blobs; "
+                "check its storage (or use another backup registry)",
+            )
     except GateError as e:
         raise GateError(f"{e.message}; the blocked image was NOT deleted") from None
     except AcrError as e:
@@ -127,6 +140,42 @@ def _backup(
             hint=e.hint or "check the backup registry (reachable? credentials? push allowed?)",
         ) from None
     return f"{dst.name}@{image.digest}", tags
+
+
+MAX_NAMED = 5
+"""Missing blobs named in a failed backup's message (the rest are counted)."""
+MAX_DEPTH = 4
+"""Index levels walked when verifying a backup (an index of indexes is already rare)."""
+
+
+def _missing_blobs(client: Client, backup: Reference) -> list[str]:
+    """Every config and layer blob below ``backup`` (by digest) the backup does not serve
+    with its size, each as ``DIGEST (SIZE bytes, WHAT)``; read from the backup's manifests."""
+    repo = client.repository(backup)
+    missing: list[str] = []
+    seen: set[str] = set()
+    level = [(client.get_manifest(backup), "")]
+    for _ in range(MAX_DEPTH):
+        below: list[tuple[Manifest, str]] = []
+        for manifest, label in level:
+            for n, blob in enumerate(manifest.blobs()):
+                if blob.digest in seen:
+                    continue
+                seen.add(blob.digest)
+                if not repo.has_blob(blob):
+                    what = "config" if n == 0 and "config" in manifest.json else "layer"
+                    of = f" of {label}" if label else ""
+                    missing.append(f"{blob.digest} ({blob.size} bytes, {what}{of})")
+            for child in manifest.children():
+                if child.digest in seen:
+                    continue
+                seen.add(child.digest)
+                name = str(child.platform) if child.platform else child.digest
+                below.append((client.get_manifest(backup.with_digest(child.digest)), name))
+        if not below:
+            return missing
+        level = below
+    raise GateError(f"{backup}: indexes nested deeper than {MAX_DEPTH} levels: not verified")
 
 
 def _delete(client: Client, image: Reference, backup: str | None) -> tuple[str, ...]:

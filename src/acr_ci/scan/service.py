@@ -25,10 +25,11 @@ from acr_ci.errors import AcrError, UsageError
 from acr_ci.registry.client import Client
 from acr_ci.registry.reference import Reference
 from acr_ci.scan.engine import ScanEngine, ScanTarget
-from acr_ci.scan.findings import Finding
+from acr_ci.scan.findings import Finding, ReportError
 from acr_ci.scan.formats import OutputFormat, ScanContext, format_for
 from acr_ci.scan.gate import GateError, GateResult, enforce
 from acr_ci.scan.grype import GrypeEngine
+from acr_ci.scan.identity import Match, image_facts, match
 from acr_ci.scan.policy import Verdict, evaluate
 from acr_ci.scan.reports import Report, ReportFormat, read_report, split_spec
 from acr_ci.scan.trivy import TrivyEngine
@@ -53,6 +54,8 @@ class ScanRequest:
     output_json: str | None = None
     gitlab_report: str | None = None
     sarif: str | None = None
+    allow_report_mismatch: bool = False
+    """Gate on report files that say they are about another image (warned, not refused)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,38 @@ def _warn_uncovered(
                 f"warning: no report covers {target.platform} of {image}: its vulnerabilities "
                 f"are not gated (add a report: --report {target.platform}=FILE)\n"
             )
+
+
+def _check_identity(
+    client: Client, image: Reference, request: ScanRequest, reports: Sequence[Report], log: TextIO
+) -> None:
+    """Refuse report files about another image (see :mod:`acr_ci.scan.identity`); warn about
+    those that cannot be matched, and about mismatches ``--allow-report-mismatch`` lets through."""
+    facts = image_facts(client, image)
+    refused: list[str] = []
+    for spec, report in zip(request.reports, reports, strict=True):
+        path = split_spec(spec)[1]
+        found = match(report.identity, facts)
+        if found.match is Match.UNKNOWN:
+            log.write(
+                f"warning: {path} names no image digest or image ID to match with {image}: "
+                "it is taken to be about that image\n"
+            )
+        elif found.match is Match.CONTRADICTS:
+            if request.allow_report_mismatch:
+                log.write(
+                    f"warning: {path} is about another image ({found.reason}); "
+                    "gated on anyway (--allow-report-mismatch)\n"
+                )
+            else:
+                refused.append(f"{path}: {found.reason}")
+    if refused:
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise ReportError(
+            f"report about another image than {image}: {refused[0]}{more}",
+            hint="give the report of this image (scan it by digest), or pass "
+            "--allow-report-mismatch to gate on it anyway",
+        )
 
 
 @dataclass(frozen=True)
@@ -251,6 +286,7 @@ def _read(
 ) -> Scanned:
     reports = read_reports(request.reports, request.report_format)
     if image is not None and client is not None:
+        _check_identity(client, image, request, reports, log)
         _warn_uncovered(client, image, reports, log)
     scanner, scanner_version = "report", "unknown"
     names = sorted({r.scanner for r in reports if r.scanner})

@@ -47,6 +47,8 @@ class ScanOverrides:
     logic: BlockLogic | None = None
     ignore_unfixed: bool = False
     non_blocking: bool = False
+    allow_report_mismatch: bool = False
+    """Gate on report files about another image (``--allow-report-mismatch``)."""
 
 
 def _severity(text: str) -> Severity:

@@ -161,3 +161,11 @@ def test_trivy_db_download_failure_keeps_trivys_words_and_names_the_mirror(stand
 
 def test_target_repr_hides_credentials() -> None:
     assert SECRET not in repr(target(creds=Credentials("ci-bot", SECRET)))
+
+
+def test_scanner_writing_duplicate_keys(standin_env: dict[str, str], tmp_path: Path) -> None:
+    dup = tmp_path / "dup.json"
+    dup.write_text('{"SchemaVersion": 2, "Results": [{"Vulnerabilities": []}], "Results": []}')
+    env = {**standin_env, "ACR_STANDIN_REPORTS": json.dumps({"*": str(dup)})}
+    with pytest.raises(ScanError, match=r"did not write JSON acr-ci can read .*'Results' appears twice"):
+        TrivyEngine(base_env=env).scan(target())

@@ -25,6 +25,7 @@ __all__ = [
     "ReportFormat",
     "ReportParser",
     "detect",
+    "load_json",
     "parse_report",
     "parser_for",
     "read_report",
@@ -32,6 +33,10 @@ __all__ = [
 ]
 
 MAX_REPORT_BYTES = 256 * 1024 * 1024
+"""The most acr-ci reads of one report file."""
+JSON_HINT = (
+    "reports are read in their JSON forms (trivy --format json, grype -o json, SARIF, GitLab)"
+)
 
 
 def parser_for(fmt: ReportFormat) -> ReportParser:
@@ -80,34 +85,67 @@ def parse_report(
     return parser_for(chosen).parse(doc, source=source, platform=platform)
 
 
+def load_json(data: bytes | str, source: str) -> Any:
+    """Parse report JSON strictly: a one-line :class:`ReportError` for anything but a document.
+
+    A key given twice in one object is refused (``json`` keeps only the last one, so a
+    finding could vanish), as are integers too long for Python to read (over 4,300
+    digits) and documents nested too deep to parse.
+    """
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise ReportError(
+                    f"{source}: the key {_cut(key)!r} appears twice in one object",
+                    hint="a report with duplicate keys is ambiguous (which one counts?); "
+                    "regenerate it with the scanner",
+                )
+            out[key] = value
+        return out
+
+    try:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+        return json.loads(text, object_pairs_hook=unique)
+    except UnicodeDecodeError:
+        raise ReportError(f"{source}: not UTF-8 text; reports are JSON") from None
+    except json.JSONDecodeError as e:
+        raise ReportError(
+            f"{source}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})",
+            hint=JSON_HINT,
+        ) from None
+    except RecursionError:
+        raise ReportError(f"{source}: JSON nested too deep to read", hint=JSON_HINT) from None
+    except ValueError as e:  # e.g. an integer over sys.get_int_max_str_digits() digits
+        raise ReportError(f"{source}: not a usable JSON report ({_cut(str(e))})") from None
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def read_report(
     path: str | Path, fmt: ReportFormat | None = None, platform: str | None = None
 ) -> Report:
-    """Read and parse one report file (``fmt`` None: auto-detect)."""
+    """Read and parse one report file (``fmt`` None: auto-detect); at most
+    :data:`MAX_REPORT_BYTES` are read, whatever the file is (a FIFO, ``/dev/zero``)."""
     source = str(path)
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > MAX_REPORT_BYTES:
-            raise ReportError(
-                f"{source}: {size} bytes is larger than the {MAX_REPORT_BYTES} acr-ci reads"
-            )
-        text = p.read_text(encoding="utf-8-sig")
+        with p.open("rb") as fh:
+            data = fh.read(MAX_REPORT_BYTES + 1)
     except FileNotFoundError:
         raise ReportError(
             f"{source}: no such report file", hint="check the --report path"
         ) from None
     except IsADirectoryError:
         raise ReportError(f"{source}: is a directory, not a report file") from None
-    except UnicodeDecodeError:
-        raise ReportError(f"{source}: not UTF-8 text; reports are JSON") from None
     except OSError as e:
         raise ReportError(f"{source}: cannot read: {e.strerror}") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as e:
+    if len(data) > MAX_REPORT_BYTES:
         raise ReportError(
-            f"{source}:{e.lineno}:{e.colno}: not valid JSON ({e.msg})",
-            hint="reports are read in their JSON forms (trivy --format json, grype -o json, SARIF, GitLab)",
-        ) from None
+            f"{source}: larger than the {MAX_REPORT_BYTES} bytes acr-ci reads of a report"
+        )
+    doc = load_json(data, source)
     return parse_report(doc, source=source, fmt=fmt, platform=platform)

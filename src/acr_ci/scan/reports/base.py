@@ -29,6 +29,25 @@ class ReportFormat(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class ArtifactIdentity:
+    """What a report says about the image it is about (empty fields: it does not say)."""
+
+    names: tuple[str, ...] = ()
+    """Image references as the report writes them (Trivy ``ArtifactName``/``RepoTags``,
+    Grype ``userInput``/``tags``); only those naming a digest are compared."""
+    repo_digests: tuple[str, ...] = ()
+    """``NAME@DIGEST`` entries (Trivy ``Metadata.RepoDigests``, Grype ``repoDigests``)."""
+    image_id: str = ""
+    """The image ID, the config blob's digest (Trivy ``Metadata.ImageID``, Grype ``imageID``)."""
+    manifest_digest: str = ""
+    """The manifest's digest (Grype ``manifestDigest``)."""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.names or self.repo_digests or self.image_id or self.manifest_digest)
+
+
+@dataclass(frozen=True)
 class Report:
     """One parsed report file."""
 
@@ -44,6 +63,8 @@ class Report:
     """The scanner name and version the report names, if any."""
     targets: tuple[str, ...] = ()
     """What the scanner looked at inside the image (Trivy's result targets), if it says."""
+    identity: ArtifactIdentity = ArtifactIdentity()
+    """The image the report says it is about (compared with the gated image)."""
 
 
 class ReportParser(Protocol):
@@ -146,6 +167,18 @@ def platform_of(os_name: Any, arch: Any, variant: Any = None) -> str | None:
     if isinstance(variant, str) and variant:
         return f"{os_name}/{arch}/{variant}"
     return f"{os_name}/{arch}"
+
+
+def strings(value: Any, limit: int = 64) -> tuple[str, ...]:
+    """The non-empty strings of a JSON list (at most ``limit``); anything else gives none."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value[:limit] if isinstance(v, str) and v)
+
+
+def text_or_empty(value: Any) -> str:
+    """A JSON string, or ``""`` for anything else."""
+    return value if isinstance(value, str) else ""
 
 
 def _kind(value: Any) -> str:

@@ -5,7 +5,9 @@ of ``relatedVulnerabilities`` are its aliases (a GHSA's CVE). ``fix.state``
 (``fixed``/``not-fixed``/``wont-fix``/``unknown``, empty → unknown) maps to
 :class:`FixState`; ``fix.versions`` joined with ``", "`` is the fixed version
 (none when the list is empty, whatever the state says). The platform comes from
-``source.target`` (``os``/``architecture``/``variant``) of an image source.
+``source.target`` (``os``/``architecture``/``variant``) of an image source, and
+the image the report is about from its ``userInput``, ``tags``, ``repoDigests``,
+``imageID`` and ``manifestDigest``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ from __future__ import annotations
 from typing import Any
 
 from acr_ci.scan.findings import Finding, FixState
-from acr_ci.scan.reports.base import Reader, Report, ReportFormat, platform_of
+from acr_ci.scan.reports.base import (
+    ArtifactIdentity,
+    Reader,
+    Report,
+    ReportFormat,
+    platform_of,
+    strings,
+    text_or_empty,
+)
 
 _STATES = {
     "fixed": FixState.FIXED,
@@ -122,10 +132,18 @@ class GrypeParser:
         if isinstance(descriptor, dict) and isinstance(descriptor.get("version"), str):
             scanner = f"grype {descriptor['version']}"
         artifact = ""
+        identity = ArtifactIdentity()
         if isinstance(src, dict) and isinstance(src.get("target"), dict):
-            user_input = src["target"].get("userInput")
-            artifact = user_input if isinstance(user_input, str) else ""
-        return Report(self.format, tuple(findings), platform, artifact, scanner)
+            target = src["target"]
+            artifact = text_or_empty(target.get("userInput"))
+            if src.get("type") == "image":
+                identity = ArtifactIdentity(
+                    names=((artifact,) if artifact else ()) + strings(target.get("tags")),
+                    repo_digests=strings(target.get("repoDigests")),
+                    image_id=text_or_empty(target.get("imageID")),
+                    manifest_digest=text_or_empty(target.get("manifestDigest")),
+                )
+        return Report(self.format, tuple(findings), platform, artifact, scanner, identity=identity)
 
 
 def _first_sentence(text: str, limit: int = 120) -> str:

@@ -7,7 +7,9 @@ the whole ``Results`` key may be missing (nothing found at all). An empty
 (``will_not_fix`` → wont-fix; ``affected``/``fix_deferred``/``end_of_life`` →
 not-fixed). Trivy gives no alias ids (``VendorIDs`` are distribution advisories
 that cover several CVEs, so they are not aliases). The platform comes from
-``Metadata.ImageConfig`` (``os``/``architecture``/``variant``).
+``Metadata.ImageConfig`` (``os``/``architecture``/``variant``); the image the
+report is about from ``ArtifactName``, ``Metadata.RepoTags``/``RepoDigests`` and
+``Metadata.ImageID``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ from __future__ import annotations
 from typing import Any
 
 from acr_ci.scan.findings import Finding, FixState
-from acr_ci.scan.reports.base import Reader, Report, ReportFormat, platform_of
+from acr_ci.scan.reports.base import (
+    ArtifactIdentity,
+    Reader,
+    Report,
+    ReportFormat,
+    platform_of,
+    strings,
+    text_or_empty,
+)
 
 _STATUS = {
     "fixed": FixState.FIXED,
@@ -92,6 +102,14 @@ class TrivyParser:
         scanner = "trivy"
         if isinstance(trivy, dict) and isinstance(trivy.get("Version"), str):
             scanner = f"trivy {trivy['Version']}"
+        meta = top.get("Metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        name = text_or_empty(artifact)
+        identity = ArtifactIdentity(
+            names=((name,) if name else ()) + strings(meta.get("RepoTags")),
+            repo_digests=strings(meta.get("RepoDigests")),
+            image_id=text_or_empty(meta.get("ImageID")),
+        )
         return Report(
             format=self.format,
             findings=tuple(findings),
@@ -99,4 +117,5 @@ class TrivyParser:
             artifact=artifact if isinstance(artifact, str) else "",
             scanner=scanner,
             targets=tuple(targets),
+            identity=identity,
         )
