@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import regex
 
-from acr_ci.errors import UsageError
+from acr_ci.errors import MAX_SHOWN, UsageError, clip
 
 DEFAULT_COMMIT_LENGTH = 6
 MAX_COMMIT_LENGTH = 40
@@ -111,8 +111,6 @@ def check_template(template: str, groups: frozenset[str]) -> None:
 
 MATCH_TIMEOUT = 0.5
 """Seconds one config regex may spend on one name (a sane pattern needs microseconds)."""
-MAX_SHOWN = 80
-"""Characters of a pattern or name an error message repeats."""
 
 PatternError = re.error
 """What :func:`compile_match` raises for a malformed regex (``msg``, ``pos``)."""
@@ -124,9 +122,8 @@ class MatchTimeoutError(UsageError):
 
 def clipped(text: str, limit: int = MAX_SHOWN) -> str:
     """``text`` quoted, cut to ``limit`` characters with an ellipsis and its length."""
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}… ({len(text)} characters)"
+    cut = clip(text, limit)
+    return repr(text) if cut == text else f"{text[:limit]!r}{cut[limit:]}"
 
 
 @dataclass(frozen=True)
