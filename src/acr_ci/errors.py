@@ -181,6 +181,18 @@ class OutputError(AcrError):
     """An output file (run record, report, ``--output-json``) could not be written. Exit 1."""
 
 
+MAX_SHOWN = 80
+"""Characters of an untrusted value that a message repeats (:func:`clip`)."""
+
+
+def clip(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis and its length when cut: a value
+    echoed in a message never makes the message long."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
 EXPECTED_ERRORS: tuple[type[Exception], ...] = (AcrError, OSError)
 """What a stage that must go on (the chain's steps, one mirror, one trigger) records as a
 failure and survives: acr-ci's own errors (registry, network, builder, config, scanner)

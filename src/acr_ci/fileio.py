@@ -32,11 +32,16 @@ def write_text(
     target = Path(path)
     tmp: str | None = None
     try:
+        data = text.encode("utf-8")  # before any file exists: a lone surrogate fails here
+    except UnicodeEncodeError:
+        first = message or f"{what} {target}: cannot write"
+        raise OutputError(f"{first}: it would hold text that is not valid Unicode", hint) from None
+    try:
         if parents:
             target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, target)
         tmp = None
     except OSError as e:

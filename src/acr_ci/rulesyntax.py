@@ -2,12 +2,22 @@
 
 Both the config checks and :mod:`acr_ci.tags` need it, so it sits below both (and
 imports neither). Template fields are described in :mod:`acr_ci.tags`.
+
+Config regexes (a rule's ``match``, a mirror's ``tags``, a trigger's ``match``) run
+against names someone else chose (a pushed branch, a registry's tag list), so they are
+compiled with the ``regex`` package and every match has a time limit
+(:data:`MATCH_TIMEOUT`): a catastrophically backtracking pattern such as
+``([a-z]+-?)+`` is a :class:`MatchTimeoutError` (exit 2), never a hung job.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import regex
+
+from acr_ci.errors import MAX_SHOWN, UsageError, clip
 
 DEFAULT_COMMIT_LENGTH = 6
 MAX_COMMIT_LENGTH = 40
@@ -99,23 +109,75 @@ def check_template(template: str, groups: frozenset[str]) -> None:
             )
 
 
-def compile_match(regex: str) -> re.Pattern[str]:
-    """Compile a rule's ``match`` for Python.
+MATCH_TIMEOUT = 0.5
+"""Seconds one config regex may spend on one name (a sane pattern needs microseconds)."""
+
+PatternError = re.error
+"""What :func:`compile_match` raises for a malformed regex (``msg``, ``pos``)."""
+
+
+class MatchTimeoutError(UsageError):
+    """A config regex took longer than its time limit on one name (catastrophic backtracking)."""
+
+
+def clipped(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` quoted, cut to ``limit`` characters with an ellipsis and its length."""
+    cut = clip(text, limit)
+    return repr(text) if cut == text else f"{text[:limit]!r}{cut[limit:]}"
+
+
+@dataclass(frozen=True)
+class MatchPattern:
+    """A compiled config regex whose every match is bounded in time."""
+
+    pattern: str
+    """The regex as written in the config."""
+    compiled: regex.Pattern[str] = field(repr=False, compare=False)
+
+    @property
+    def groupindex(self) -> dict[str, int]:
+        """The named groups and their numbers."""
+        return dict(self.compiled.groupindex)
+
+    def fullmatch(
+        self, text: str, *, timeout: float = MATCH_TIMEOUT, what: str = "the regular expression"
+    ) -> regex.Match[str] | None:
+        """Match all of ``text``; :class:`MatchTimeoutError` (naming ``what``) past ``timeout``."""
+        limit = max(timeout, 0.001)
+        try:
+            return self.compiled.fullmatch(text, timeout=limit)
+        except TimeoutError:
+            raise MatchTimeoutError(
+                f"{what} {clipped(self.pattern)} took more than {limit:.2g} s to match "
+                f"{clipped(text)}: it backtracks catastrophically",
+                "simplify the regex: avoid a repeated group that itself repeats, "
+                "such as ([a-z]+-?)+ (write [a-z0-9-]+ instead)",
+            ) from None
+
+
+def compile_match(source: str) -> MatchPattern:
+    """Compile a config regex (a rule's ``match``, a mirror's or trigger's tags).
 
     Accepts ``(?<name>…)`` (the hosted product's and Java's syntax) as well as
-    ``(?P<name>…)``; ``\\w``, ``\\d`` and ``\\s`` are ASCII. Raises ``re.error``.
+    ``(?P<name>…)``; ``\\w``, ``\\d`` and ``\\s`` are ASCII. Raises :data:`PatternError`.
     """
-    return re.compile(_python_groups(regex), re.ASCII)
+    python = _python_groups(source)
+    re.compile(python, re.ASCII)  # the syntax (and the messages) of Python's own re
+    try:
+        compiled = regex.compile(python, regex.ASCII | regex.V0)
+    except regex.error as e:  # re accepted it: should not happen; the same error type
+        raise re.error(str(e), python, getattr(e, "pos", None)) from None
+    return MatchPattern(source, compiled)
 
 
-def _python_groups(regex: str) -> str:
+def _python_groups(source: str) -> str:
     out: list[str] = []
-    i, n = 0, len(regex)
+    i, n = 0, len(source)
     in_class = False
     while i < n:
-        c = regex[i]
+        c = source[i]
         if c == "\\":
-            out.append(regex[i : i + 2])
+            out.append(source[i : i + 2])
             i += 2
             continue
         if in_class:
@@ -125,13 +187,13 @@ def _python_groups(regex: str) -> str:
             in_class = True
             # a ']' right after '[' or '[^' is literal
             j = i + 1
-            if j < n and regex[j] == "^":
+            if j < n and source[j] == "^":
                 j += 1
-            if j < n and regex[j] == "]":
-                out.append(regex[i : j + 1])
+            if j < n and source[j] == "]":
+                out.append(source[i : j + 1])
                 i = j + 1
                 continue
-        elif regex.startswith("(?<", i) and i + 3 < n and regex[i + 3] not in "=!":
+        elif source.startswith("(?<", i) and i + 3 < n and source[i + 3] not in "=!":
             out.append("(?P<")
             i += 3
             continue

@@ -8,19 +8,26 @@ Template fields (``${…}``):
 - ``${NAME}``: a named capture group of the rule's ``match``;
 - ``${commit}`` / ``${commit:N}``: the first 6 (or N, 1-40) characters of the commit ID;
 - ``${time}`` / ``${time:FORMAT}``: the push time in the config's timezone,
-  ``%Y%m%d%H%M`` by default, else the strftime ``FORMAT``;
+  ``%Y%m%d%H%M`` by default, else the strftime ``FORMAT`` (``%s``: the push time's epoch
+  seconds, whatever the timezone);
 - ``${branch}``, ``${tag}``, ``${ref}``: the ref's name; ``${sha}``: the full commit ID.
 
 A named group shadows the built-ins ``branch``, ``tag``, ``ref`` and ``sha``;
 groups may not be called ``commit`` or ``time`` (those take arguments).
+
+Every rendered tag is sanitized (:func:`sanitize_tag`): a tag over 128 characters keeps
+its first 111 and ends in ``-`` plus 16 hex digits (64 bits) of its SHA-256.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, tzinfo
+
+import regex
 
 from acr_ci.config.model import Config, Rule
 from acr_ci.errors import RefError, TagError
@@ -29,11 +36,13 @@ from acr_ci.registry.reference import TAG_RE
 from acr_ci.rulesyntax import (  # the syntax lives in rulesyntax.py; importable here too
     BUILTINS,
     DEFAULT_COMMIT_LENGTH,
+    MATCH_TIMEOUT,
     MAX_COMMIT_LENGTH,
     RESERVED_GROUPS,
     Field,
     TemplateSyntaxError,
     check_template,
+    clipped,
     compile_match,
     parse_template,
 )
@@ -58,16 +67,22 @@ __all__ = [
 ]
 
 DEFAULT_TIME_FORMAT = "%Y%m%d%H%M"
+MATCH_BUDGET = MATCH_TIMEOUT
+"""Seconds all the rules' ``match`` regexes together may spend on one ref name."""
 MAX_TAG = 128
-_HASHED_PREFIX = 121
+HASH_DIGITS = 16
+"""Hex digits of SHA-256 (64 bits) that end a shortened tag: a second ref name with the same
+tag cannot be searched for."""
+_HASHED_PREFIX = MAX_TAG - 1 - HASH_DIGITS
 _INVALID_RUN = re.compile(r"[^A-Za-z0-9_.-]+")
+_STRFTIME_CODE = re.compile(r"%.", re.DOTALL)
 
 
 def sanitize_tag(text: str) -> str:
     """Make ``text`` a valid OCI tag, as DESIGN.md specifies; may return ''."""
     tag = _INVALID_RUN.sub("-", text).lstrip(".-")
     if len(tag) > MAX_TAG:
-        digest = hashlib.sha256(tag.encode()).hexdigest()[:6]
+        digest = hashlib.sha256(tag.encode()).hexdigest()[:HASH_DIGITS]
         tag = f"{tag[:_HASHED_PREFIX]}-{digest}"
     return tag
 
@@ -101,8 +116,15 @@ def render(
             out.append(ref.sha[:length])
         elif part.name == "time":
             if local_time is None:
-                local_time = ref.time.astimezone(tz)
-            out.append(local_time.strftime(part.arg or DEFAULT_TIME_FORMAT))
+                try:
+                    local_time = ref.time.astimezone(tz)
+                except OverflowError:
+                    raise TagError(
+                        f"the push time {ref.time.isoformat()} cannot be shown in the "
+                        "config's timezone",
+                        "pass a real push time with --time",
+                    ) from None
+            out.append(_strftime(local_time, ref.time, part.arg or DEFAULT_TIME_FORMAT))
         elif part.name in groups:
             out.append(groups[part.name])
         elif part.name in ("branch", "tag", "ref"):
@@ -119,13 +141,37 @@ def render(
     return "".join(out)
 
 
-def matching_rules(config: Config, ref: RefContext) -> Iterator[tuple[Rule, re.Match[str]]]:
-    """The rules whose type and whole-name ``match`` fit the ref, in config order."""
+def _strftime(local_time: datetime, push_time: datetime, fmt: str) -> str:
+    """``local_time.strftime(fmt)``, where ``%s`` is the push time's epoch seconds (the C
+    library's ``%s`` reads the runner's ``TZ``); a format it cannot render is a ``TagError``."""
+    epoch = str(int(push_time.timestamp()))
+    rewritten = _STRFTIME_CODE.sub(lambda m: epoch if m.group(0) == "%s" else m.group(0), fmt)
+    try:
+        return local_time.strftime(rewritten)
+    except (ValueError, UnicodeError, OverflowError):
+        raise TagError(
+            f"the ${{time:…}} format {clipped(fmt)} cannot be rendered on this system",
+            "use the usual strftime codes, e.g. ${time:%Y%m%d%H%M}",
+        ) from None
+
+
+def matching_rules(
+    config: Config, ref: RefContext, *, budget: float = MATCH_BUDGET
+) -> Iterator[tuple[Rule, regex.Match[str]]]:
+    """The rules whose type and whole-name ``match`` fit the ref, in config order.
+
+    All the rules' matches together get ``budget`` seconds: a regex that backtracks
+    past it is a :class:`~acr_ci.rulesyntax.MatchTimeoutError` naming the rule (exit 2)."""
     check_ref_name(ref.name)
-    for rule in config.build.rules:
+    deadline = time.monotonic() + budget
+    for i, rule in enumerate(config.build.rules):
         if rule.type != ref.type:
             continue
-        m = rule.pattern.fullmatch(ref.name)
+        m = rule.pattern.fullmatch(
+            ref.name,
+            timeout=min(MATCH_TIMEOUT, deadline - time.monotonic()),
+            what=f"rule {clipped(rule.name)} (build.rules[{i}].match):",
+        )
         if m is not None:
             yield rule, m
 
@@ -140,6 +186,20 @@ def check_ref_name(name: str) -> None:
         )
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
         raise RefError("the ref name contains control characters")
+    if not _encodable(name):
+        raise RefError(
+            "the ref name is not valid UTF-8 (it holds undecodable bytes)",
+            "git ref names acr-ci builds must be UTF-8 text",
+        )
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is real Unicode (no lone surrogates, e.g. from undecodable argv bytes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def plan(config: Config, ref: RefContext) -> list[BuildPlan]:

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from acr_ci import tags
 from acr_ci.config.model import BuildConfig, Config, Rule
-from acr_ci.errors import RefError, TagError
+from acr_ci.errors import RefError, TagError, UsageError
 from acr_ci.models import RefContext, RefType
+from acr_ci.rulesyntax import MatchTimeoutError
 
 SHA = "4a8b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b"
 # 2020-10-15 16:13 in UTC+8 (the hosted product's docs example time 202010151613)
@@ -164,7 +165,7 @@ def test_time_in_config_timezone(push: datetime, hours: int, template: str, expe
 def test_long_branch_is_cut_and_hashed() -> None:
     name = "feature/" + "a" * 300
     sanitized = "feature-" + "a" * 300
-    expected = sanitized[:121] + "-" + hashlib.sha256(sanitized.encode()).hexdigest()[:6]
+    expected = sanitized[:111] + "-" + hashlib.sha256(sanitized.encode()).hexdigest()[:16]
     (plan,) = tags.plan(config(rule("r", "feature/.*", ["${branch}"])), ref(name))
     assert plan.tags == (expected,)
     assert len(plan.tags[0]) == 128
@@ -175,7 +176,7 @@ def test_long_names_differing_at_the_end_do_not_collide() -> None:
     a = tags.plan(cfg, ref("x" * 200 + "-one"))[0].tags[0]
     b = tags.plan(cfg, ref("x" * 200 + "-two"))[0].tags[0]
     assert a != b
-    assert a[:121] == b[:121]
+    assert a[:111] == b[:111]
 
 
 def test_exactly_128_is_kept_whole() -> None:
@@ -321,3 +322,71 @@ def test_every_rendered_tag_is_a_valid_oci_tag(name: str, prefix: str, commit_le
         return
     for t in p.tags:
         assert OCI_TAG.fullmatch(t), t
+
+
+# --- hostile ref names and odd templates (issue 11) ---
+
+REDOS_MATCH = "feature/(?<topic>([a-z0-9]+-?)+)"
+REDOS_REF = "feature/" + "a" * 30 + "!"
+
+
+def test_redos_match_from_the_issue_gives_a_clear_outcome() -> None:
+    """The issue's pattern took 41 s with Python's re; now it ends, with no match."""
+    cfg = config(rule("feat", REDOS_MATCH, ["${topic}"]))
+    assert tags.plan(cfg, ref(REDOS_REF)) == []
+    (plan,) = tags.plan(cfg, ref("feature/new-thing"))
+    assert plan.tags == ("new-thing",)  # the (?<n>…) group still works
+
+
+def test_backtracking_match_times_out_naming_the_rule() -> None:
+    """A pattern the regex engine cannot shortcut hits the time limit: exit 2, one line."""
+    cfg = config(rule("ok", "main", ["x"]), rule("slow", "(a|aa)+", ["x"]))
+    with pytest.raises(UsageError) as info:
+        list(tags.matching_rules(cfg, ref("a" * 60 + "!"), budget=0.05))
+    assert isinstance(info.value, MatchTimeoutError)
+    assert info.value.exit_code == 2
+    assert "rule 'slow' (build.rules[1].match)" in info.value.message
+    assert "\n" not in info.value.message
+    assert info.value.hint and "simplify" in info.value.hint
+
+
+def test_match_timeout_is_bounded_for_a_very_long_name() -> None:
+    pattern = tags.compile_match("(a|aa)+")
+    with pytest.raises(MatchTimeoutError) as info:
+        pattern.fullmatch("a" * 1000 + "!", timeout=0.01)
+    assert "(1001 characters)" in info.value.message  # the name is cut, not echoed whole
+    assert len(info.value.message) < 400
+
+
+def test_ref_with_undecodable_bytes_is_refused() -> None:
+    name = b"feature/\xff".decode("utf-8", "surrogateescape")
+    with pytest.raises(RefError, match="not valid UTF-8"):
+        tags.plan(config(rule("r", ".*", ["${branch}"])), ref(name))
+
+
+def test_time_s_is_the_push_times_epoch_seconds() -> None:
+    push = datetime(2024, 5, 1, 12, 34, 56, tzinfo=UTC)  # 1714566896, by `date -d … +%s`
+    for hours in (-5, 0, 8):
+        cfg = config(
+            rule("r", "main", ["t${time:%s}", "p${time:%%s}"]), tz=timezone(timedelta(hours=hours))
+        )
+        assert tags.plan(cfg, ref("main", time=push))[0].tags == ("t1714566896", "p-s")
+
+
+@pytest.mark.parametrize("fmt", ["%Y\ud800", "%Y\udcff%m"])
+def test_unrenderable_time_format_is_a_tag_error(fmt: str) -> None:
+    cfg = config(rule("r", "main", ["${time:" + fmt + "}"]))
+    with pytest.raises(TagError, match="cannot be rendered"):
+        tags.plan(cfg, ref("main"))
+
+
+def test_push_time_at_the_end_of_time_is_a_tag_error() -> None:
+    cfg = config(rule("r", "main", ["${time}"]), tz=timezone(timedelta(hours=8)))
+    with pytest.raises(TagError, match="cannot be shown"):
+        tags.plan(cfg, ref("main", time=datetime.max.replace(tzinfo=UTC)))
+
+
+def test_hash_suffix_has_64_bits() -> None:
+    tag = tags.sanitize_tag("x" * 500)
+    assert len(tag) == 128
+    assert re.fullmatch(r"x{111}-[0-9a-f]{16}", tag)

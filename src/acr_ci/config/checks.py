@@ -17,6 +17,8 @@ from acr_ci.errors import ConfigProblem, UsageError
 from acr_ci.hosts import url_problem
 from acr_ci.rulesyntax import (
     RESERVED_GROUPS,
+    MatchPattern,
+    PatternError,
     TemplateSyntaxError,
     check_template,
     compile_match,
@@ -48,14 +50,14 @@ def check(doc: Document) -> list[ConfigProblem]:
 
 def compile_regex(
     doc: Document, path: Path, value: Any
-) -> tuple[re.Pattern[str] | None, list[ConfigProblem]]:
+) -> tuple[MatchPattern | None, list[ConfigProblem]]:
     """Compile a config regex with :func:`acr_ci.rulesyntax.compile_match`; a problem if not."""
 
     if not isinstance(value, str) or not value:
         return None, []
     try:
         return compile_match(value), []
-    except re.error as e:
+    except PatternError as e:
         where = f" at position {e.pos + 1}" if e.pos is not None else ""
         return None, [doc.problem(path, f"is not a valid regular expression: {e.msg}{where}")]
     except (RecursionError, OverflowError):

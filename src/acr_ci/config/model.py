@@ -7,13 +7,13 @@ semantic checks passed; every later stage reads only these values.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta, timezone
 from types import MappingProxyType
 
 from acr_ci.models import RefType
+from acr_ci.rulesyntax import MatchPattern
 
 DEFAULT_TIMEZONE = timezone(timedelta(hours=8))
 """``${time}`` is rendered in UTC+8 unless the config says otherwise (the hosted product's zone)."""
@@ -80,8 +80,9 @@ class Rule:
     type: RefType
     match: str
     """The regex as written in the config."""
-    pattern: re.Pattern[str]
-    """``match`` compiled for Python (``(?<n>…)`` turned into ``(?P<n>…)``, ASCII classes)."""
+    pattern: MatchPattern
+    """``match`` compiled (``(?<n>…)`` or ``(?P<n>…)`` groups, ASCII classes), each match
+    bounded in time."""
     tags: tuple[str, ...]
     """1 to 3 tag templates."""
     context: str = "."
@@ -138,7 +139,7 @@ class SyncRule:
     name: str
     to: str
     level: SyncLevel = SyncLevel.NAMESPACE
-    tags: re.Pattern[str] | None = None
+    tags: MatchPattern | None = None
     """Whole-tag regex; None selects every tag."""
     insecure: bool = False
     """Plain HTTP / unverified TLS allowed for this destination."""
@@ -150,7 +151,7 @@ class Trigger:
     url: str = field(repr=False)
     """May carry a secret: never logged or recorded whole (and left out of the repr)."""
     on: TriggerOn = TriggerOn.ALL
-    match: re.Pattern[str] | None = None
+    match: MatchPattern | None = None
     tags: tuple[str, ...] = ()
     secret_env: str | None = None
     allow_http: bool = False

@@ -47,8 +47,42 @@ def _validator() -> Any:
     checker = Draft202012Validator.TYPE_CHECKER.redefine(
         "integer", lambda _checker, v: isinstance(v, int) and not isinstance(v, bool)
     )
-    cls = validators.extend(Draft202012Validator, type_checker=checker)
+    cls = validators.extend(
+        Draft202012Validator, {"pattern": _pattern_keyword}, type_checker=checker
+    )
     return cls(_schema())
+
+
+def _pattern_keyword(validator: Any, pattern: str, instance: Any, _schema: Any) -> Iterator[Any]:
+    """``pattern`` as JSON Schema means it (ECMA 262): ``$`` is the end of the text.
+
+    jsonschema's own uses ``re.search``, where ``$`` also matches before a final newline,
+    so ``"linux/amd64\n"`` would pass ``^…$``."""
+    from jsonschema import ValidationError
+
+    if validator.is_type(instance, "string") and not ecma_pattern(pattern).search(instance):
+        yield ValidationError(f"does not match {pattern!r}")  # never the value: may be a secret
+
+
+@functools.cache
+def ecma_pattern(pattern: str) -> re.Pattern[str]:
+    """A schema ``pattern`` compiled for Python with ECMA's end anchor: each ``$`` outside a
+    character class becomes ``\\Z`` (the end of the text, not "before a final newline")."""
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if c == "[":
+            in_class = True
+        elif c == "]":
+            in_class = False
+        out.append("\\Z" if c == "$" and not in_class else c)
+        i += 1
+    return re.compile("".join(out))
 
 
 _TYPE_NAMES = {

@@ -14,12 +14,13 @@ mapping, a value YAML can give but JSON cannot hold — is a located
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from acr_ci.errors import ConfigError, ConfigProblem
+from acr_ci.errors import MAX_SHOWN, ConfigError, ConfigProblem, clip
 
 Path = tuple[str | int, ...]
 """Where a value is in the document: mapping keys and list indices."""
@@ -29,11 +30,14 @@ MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000
 """Alias expansion beyond this many values is refused (``billion laughs``)."""
 MAX_DEPTH = 64
+MAX_MESSAGE = 400
+"""A problem's message is cut to this many characters (it may repeat user values)."""
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _RAW_TOKEN = re.compile(r"[^\s,\]\}#]+")
 _URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)://([^/\s?#@'\"]*@)?([^/\s?#'\"]*)[^\s'\"]*")
 _DUP_KEY = re.compile(r'found duplicate key "(?P<key>.*?)" with value')
+_LONG_WORD = re.compile(rf"\S{{{MAX_SHOWN + 1},}}")
 
 
 def format_path(path: Path) -> str:
@@ -52,6 +56,12 @@ def format_path(path: Path) -> str:
 def redact_urls(text: str) -> str:
     """Replace every URL in ``text`` by ``scheme://host``: paths, queries and user info may carry tokens."""
     return _URL.sub(lambda m: f"{m.group(1)}://{m.group(3)}", text)
+
+
+def clip_message(text: str) -> str:
+    """``text`` with every long run of non-blanks (a value repeated whole) cut, and the
+    whole cut to :data:`MAX_MESSAGE` characters."""
+    return clip(_LONG_WORD.sub(lambda m: clip(m.group(0)), text), MAX_MESSAGE)
 
 
 def show(value: object, limit: int = 60) -> str:
@@ -126,7 +136,13 @@ class Document:
     def problem(self, path: Path, message: str, *, key: bool = False) -> ConfigProblem:
         """A located problem for the value (or key) at ``path``."""
         line, col = self.locate(path, key=key)
-        return ConfigProblem(self.file, line, col, format_path(path), redact_urls(message))
+        return ConfigProblem(
+            self.file,
+            line,
+            col,
+            clip_message(format_path(path)),
+            clip_message(redact_urls(message)),
+        )
 
 
 def _start(node: Any) -> tuple[int, int]:
@@ -253,13 +269,34 @@ def _parse(file: str, text: str) -> Any:
                 cline, ccol = _mark(e.context_mark)
                 what = f"{what} ({context} that starts at line {cline}, column {ccol})"
         raise ConfigError(
-            [ConfigProblem(file, line, col, "", redact_urls(f"YAML syntax error: {what}"))],
+            [
+                ConfigProblem(
+                    file, line, col, "", clip_message(redact_urls(f"YAML syntax error: {what}"))
+                )
+            ],
             "check indentation (spaces, not tabs), colons and quotes around this point",
         ) from None
     except YAMLError as e:
         raise ConfigError(
             [ConfigProblem(file, 0, 0, "", redact_urls(f"YAML error: {type(e).__name__}"))],
             "check the file's YAML syntax",
+        ) from None
+    except (AttributeError, KeyError, IndexError) as e:
+        # ruamel's constructor fails this way on some self-referring structures, e.g. a
+        # merge key that names the anchor of its own mapping (`x: &a {<<: *a}`)
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    file,
+                    0,
+                    0,
+                    "",
+                    f"YAML structure error ({type(e).__name__}): an anchor, alias or merge key "
+                    "(<<) refers to itself",
+                )
+            ],
+            "check the file's anchors, aliases and merge keys: a merge key may only name "
+            "an anchor defined before the mapping it is in",
         ) from None
     except (ValueError, TypeError, RecursionError) as e:
         raise ConfigError(
@@ -301,8 +338,15 @@ def _plain(doc: Document, node: Any, path: Path, counter: list[int], stack: set[
     if isinstance(node, int):
         return int(node)
     if isinstance(node, float):
+        if not math.isfinite(node):
+            doc.problems.append(
+                doc.problem(path, f"{node!r} is not a number a config can use: write a finite one")
+            )
         return float(node)
     if isinstance(node, str):
+        if not _is_text(node):
+            doc.problems.append(doc.problem(path, _NOT_TEXT))
+            return _as_text(node)
         return str(node)
     if node is None:
         return None
@@ -315,6 +359,9 @@ def _plain(doc: Document, node: Any, path: Path, counter: list[int], stack: set[
         for k, v in node.items():
             if not isinstance(k, str):
                 doc.problems.append(_key_problem(doc, node, path, k))
+                continue
+            if not _is_text(k):
+                doc.problems.append(doc.problem(path, f"a key {_NOT_TEXT}"))
                 continue
             out[k] = _plain(doc, v, (*path, k), counter, stack)
         stack.discard(id(node))
@@ -336,6 +383,22 @@ def _plain(doc: Document, node: Any, path: Path, counter: list[int], stack: set[
     return None
 
 
+_NOT_TEXT = "is not Unicode text: it holds a lone surrogate escape such as \\ud800"
+
+
+def _is_text(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (YAML's ``"\\ud800"`` escapes cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _as_text(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _key_problem(doc: Document, node: Any, path: Path, key: Any) -> ConfigProblem:
     try:
         line, col = node.lc.key(key)
@@ -353,7 +416,7 @@ def _key_problem(doc: Document, node: Any, path: Path, key: Any) -> ConfigProble
         message = f"key {show(key)} is a number: keys are names; quote it if it is meant as one"
     else:
         message = "a key must be a plain name, not a list or mapping"
-    return ConfigProblem(doc.file, line, col, format_path(path), message)
+    return ConfigProblem(doc.file, line, col, clip_message(format_path(path)), message)
 
 
 def walk_items(value: Any, path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:

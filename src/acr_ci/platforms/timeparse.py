@@ -9,7 +9,9 @@ Two forms are accepted, wherever the value comes from:
   ISO "basic" date such as ``20240501``.
 
 Every result is timezone-aware. The offset the source wrote is kept (``tags.py``
-converts to the config's timezone); epoch seconds and naive values are UTC.
+converts to the config's timezone); epoch seconds and naive values are UTC. A time
+outside 1970-01-01 … 9999-12-30 (UTC) is refused: a push time is never before the epoch,
+and one within a day of ``datetime.max`` cannot be shown in every timezone.
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ FORMS = (
 """The accepted forms, as error messages name them."""
 
 _EPOCH_RE = re.compile(r"[0-9]+(?:\.[0-9]*)?", re.ASCII)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+"""The range of push times accepted (any timezone can render them)."""
+
+
+def _in_range(when: datetime) -> datetime:
+    """``when`` if it lies within :data:`EARLIEST` … :data:`LATEST`; else ``ValueError``."""
+    if not EARLIEST <= when <= LATEST:
+        raise ValueError("out of range")
+    return when
 
 
 def parse_time(value: str, *, origin: str) -> datetime:
@@ -38,15 +50,15 @@ def parse_time(value: str, *, origin: str) -> datetime:
     text = value.strip()
     try:
         if _EPOCH_RE.fullmatch(text):
-            return datetime.fromtimestamp(float(text), tz=UTC)
+            return _in_range(datetime.fromtimestamp(float(text), tz=UTC))
         if text and text.isascii():
             parsed = datetime.fromisoformat(text)
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
-            return parsed
+            return _in_range(parsed)
     except (ValueError, OverflowError, OSError):
         pass
-    raise UsageError(f"{origin} {shown(value)} is not a time: give {FORMS}")
+    raise UsageError(f"{origin} {shown(value)} is not a time between 1970 and 9999: give {FORMS}")
 
 
 def from_epoch(value: int | float, *, origin: str) -> datetime:
@@ -54,6 +66,8 @@ def from_epoch(value: int | float, *, origin: str) -> datetime:
     try:
         if value < 0:
             raise ValueError("negative")
-        return datetime.fromtimestamp(value, tz=UTC)
+        return _in_range(datetime.fromtimestamp(value, tz=UTC))
     except (ValueError, OverflowError, OSError):
-        raise UsageError(f"{origin} {value!r} is not a time: give {FORMS}") from None
+        raise UsageError(
+            f"{origin} {value!r} is not a time between 1970 and 9999: give {FORMS}"
+        ) from None

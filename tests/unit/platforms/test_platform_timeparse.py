@@ -62,6 +62,9 @@ BAD = [
     ("iso-bad-offset", "2024-05-01T12:34:56+25:00"),
     ("non-ascii-digits", "٢٠٢٤-05-01"),
     ("human-date", "May 1 2024"),
+    ("iso-end-of-time", "9999-12-31T23:59:59Z"),  # cannot be shown in UTC+8 (OverflowError)
+    ("epoch-end-of-time", "253402300799"),
+    ("iso-before-epoch", "0001-01-01T00:00:00+01:00"),
 ]
 
 
@@ -88,7 +91,9 @@ def test_from_epoch(value: float, expected: datetime) -> None:
     assert from_epoch(value, origin="x") == expected
 
 
-@pytest.mark.parametrize("value", [-1, 10**20, float("inf")], ids=["negative", "huge", "inf"])
+@pytest.mark.parametrize(
+    "value", [-1, 10**20, float("inf"), 253402300799], ids=["negative", "huge", "inf", "end"]
+)
 def test_from_epoch_refuses(value: float) -> None:
     with pytest.raises(UsageError, match=r"repository\.pushed_at"):
         from_epoch(value, origin="repository.pushed_at")
