@@ -26,5 +26,5 @@ fi
 # too, so that acr-ci itself builds with --no-build-isolation (no unpinned build env).
 "$uv" pip compile --quiet pyproject.toml action/build-requirements.in --extra statuses \
   --generate-hashes --universal --python-version 3.11 \
-  --index-url https://pypi.org/simple --custom-compile-command scripts/lock-action.sh \
+  --custom-compile-command scripts/lock-action.sh \
   --output-file action/requirements.lock
