@@ -278,3 +278,19 @@ def test_record_reasons_are_one_clean_line() -> None:
     reason = step.to_json()["reason"]
     assert "\n" not in reason and len(reason) <= LINE_LIMIT
     assert_clean(reason)
+
+
+def test_the_top_level_handler_is_the_last_guard(capsys: pytest.CaptureFixture[str]) -> None:
+    from acr_ci.cli import invoke
+    from acr_ci.errors import RegistryError
+
+    def fail() -> int:
+        raise RegistryError(
+            f"manifest x: invalid digest {HOSTILE + BIG!r}\n::error::second line", HOSTILE
+        )
+
+    assert invoke(fail) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("acr-ci: error: manifest x: invalid digest ")
+    assert_clean(err)
+    assert len(err) < 3 * MAX_LINE
