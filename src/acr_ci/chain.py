@@ -63,6 +63,7 @@ from acr_ci.record import (
     SyncDetail,
     TriggerDetail,
 )
+from acr_ci.text import safe_output
 
 if TYPE_CHECKING:
     from acr_ci.build import Builder, BuildResult
@@ -216,7 +217,8 @@ class Chain:
     # -- small helpers ------------------------------------------------------------------
 
     def say(self, plan: BuildPlan, text: str) -> None:
-        self.line(f"[{plan.rule}] {text}")
+        """One progress line of acr-ci's own (reasons in it may quote a remote: cleaned)."""
+        self.line(safe_output(f"[{plan.rule}] {text}"))
 
     def line(self, text: str) -> None:
         """One progress line as is (builders prefix their own lines with the rule)."""

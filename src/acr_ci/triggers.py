@@ -43,10 +43,14 @@ trigger names ``secret_env``, ``X-Acr-Ci-Signature: sha256=HEX`` — the HMAC-SH
 exact body bytes keyed with that variable's value. A trigger whose ``secret_env`` is unset
 or empty fails without sending anything (an unsigned request would be refused anyway).
 
-Delivery: each request waits ``timeout`` seconds (default 10) for an answer. Connection
-errors, timeouts and 5xx answers are retried up to :data:`MAX_RETRIES` times with
-exponential backoff; 4xx answers are final; redirects are not followed (a redirect could
-send the body elsewhere) and count as failures. 2xx is success.
+Delivery: ``timeout`` (default 10 s) is the deadline of each whole request — connecting,
+sending and reading the answer (its status, headers and up to :data:`MAX_ANSWER` bytes of
+body) — not of one socket read: a receiver that drips its answer is cut off when it
+passes. Connection errors, timeouts and 5xx answers are retried up to :data:`MAX_RETRIES`
+times with exponential backoff, so one delivery takes at most
+``(1 + MAX_RETRIES) × timeout`` plus the backoff (7 s); 4xx answers are final; redirects are
+not followed (a redirect could send the body elsewhere) and count as failures. 2xx is
+success. Nothing of the answer's body is quoted: reasons name the HTTP status only.
 
 URLs often carry tokens in their path or query: logs, results and error text show only
 ``scheme://host[:port]`` (:func:`origin`). Plain ``http://`` is refused unless the host is
@@ -116,6 +120,8 @@ SIGNATURE_HEADER = "X-Acr-Ci-Signature"
 USER_AGENT = f"acr-ci/{__version__}"
 PUSHED_AT_FORMAT = "%Y-%m-%d %H:%M:%S"
 MAX_PARALLEL = 4
+MAX_ANSWER = 64 * 1024
+"""Bytes of an answer's body read (and thrown away) before the connection is closed."""
 """Triggers delivered at the same time (each trigger's tags go one after another)."""
 
 _REGION_RE = re.compile(
@@ -335,6 +341,44 @@ def _describe(e: Exception, timeout: float) -> str:
     return f"request failed ({type(e).__name__})"
 
 
+def _post(session: requests.Session, trigger: Trigger, body: bytes, headers: dict[str, str]) -> int:
+    """One POST under the trigger's deadline; its HTTP status once the whole answer came.
+
+    Raises requests' exceptions, or :class:`~acr_ci.httpdeadline.DeadlinePassed` when the
+    deadline cut the request off (whatever error the cut caused, or an answer that ended
+    only because of it)."""
+    import requests
+
+    from acr_ci.httpdeadline import Deadline, DeadlinePassed
+
+    timeout = trigger.timeout
+    with Deadline(timeout) as deadline:
+        try:
+            response = session.post(
+                trigger.url,
+                data=body,
+                headers=headers,
+                timeout=(timeout, timeout),
+                allow_redirects=False,
+                stream=True,
+            )
+            try:
+                read = 0
+                for chunk in response.iter_content(8192):
+                    read += len(chunk)
+                    if read >= MAX_ANSWER:
+                        break
+            finally:
+                response.close()
+        except (requests.RequestException, OSError):  # requests' own are OSErrors too
+            if deadline.expired:
+                raise DeadlinePassed from None
+            raise
+    if deadline.expired:
+        raise DeadlinePassed
+    return int(response.status_code)
+
+
 class Sender:
     """Delivers trigger requests: headers, signature, timeout, retries with backoff.
 
@@ -362,6 +406,8 @@ class Sender:
         """POST ``body`` for ``tag`` to ``trigger.url``; never raises for network failures."""
         import requests
 
+        from acr_ci.httpdeadline import DeadlinePassed, new_session
+
         start = time.monotonic()
         where = origin(trigger.url)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
@@ -380,7 +426,7 @@ class Sender:
                 )
             headers[SIGNATURE_HEADER] = sign(body, secret)
             signed = True
-        session = session or self._session or requests.Session()
+        session = session or self._session or new_session()
         attempts = 0
         http_status: int | None = None
         reason: str | None = None
@@ -388,13 +434,14 @@ class Sender:
             attempts += 1
             retryable = False
             try:
-                response = session.post(
-                    trigger.url,
-                    data=body,
-                    headers=headers,
-                    timeout=trigger.timeout,
-                    allow_redirects=False,
+                http_status = _post(session, trigger, body, headers)
+            except DeadlinePassed:
+                http_status = None
+                reason = (
+                    f"no answer within {trigger.timeout:g}s: the deadline for the whole "
+                    "request (connect, send, answer) passed"
                 )
+                retryable = True
             except requests.RequestException as e:
                 http_status = None
                 reason = _describe(e, trigger.timeout)
@@ -402,8 +449,6 @@ class Sender:
                     e, requests.exceptions.SSLError | requests.exceptions.InvalidURL
                 )
             else:
-                http_status = response.status_code
-                response.close()
                 if 200 <= http_status < 300:
                     log.info(
                         "trigger %s: POST %s tag %s -> HTTP %d",
@@ -498,10 +543,10 @@ class Sender:
                 finished=datetime.now(UTC),
                 reason=e.message,
             )
-        import requests
+        from acr_ci.httpdeadline import new_session
 
         deliveries = []
-        session = self._session or requests.Session()  # one per trigger: sessions are not shared
+        session = self._session or new_session()  # one per trigger: sessions are not shared
         for tag in tags:
             body = encode(
                 payload(

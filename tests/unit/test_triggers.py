@@ -9,6 +9,8 @@ import json
 import logging
 import re
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -324,3 +326,87 @@ def test_tokened_url_never_in_logs_or_results(
     assert "SECRET" not in text
     assert f"{receiver.origin}" in caplog.text
     assert [r.status for r in results] == [Status.FAILED, Status.FAILED, Status.SUCCEEDED]
+
+
+# -- the deadline: the trigger's timeout bounds the whole request ------------------------------
+
+
+class _Drip:
+    """A loopback receiver that answers 200 and then drips: its body one byte per 0.5 s
+    (``body``), or its headers (``headers``). Every loop is bounded; a closed connection
+    ends it."""
+
+    def __init__(self, where: str, steps: int = 60) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        drip = self
+        self.requests = 0
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with drip.lock:
+                    drip.requests += 1
+                try:
+                    if where == "body":
+                        self.send_response(200)
+                        self.send_header("Content-Length", str(steps))
+                        self.end_headers()
+                        self.wfile.flush()
+                        chunks = [b"x"] * steps
+                    else:
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+                        self.wfile.flush()
+                        chunks = [b"y"] * steps
+                    for chunk in chunks:
+                        time.sleep(0.5)
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                except OSError:
+                    return  # the client cut the connection: what the test wants
+                self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_a_dripping_receiver_is_cut_off_at_the_deadline(where: str) -> None:
+    drip = _Drip(where)
+    try:
+        sleeps = Sleeps()
+        started = time.monotonic()
+        [result] = fire(
+            [trig(drip.url(), timeout=1.0)], image("v1"), sender=Sender(sleep=sleeps, max_retries=1)
+        )
+        took = time.monotonic() - started
+    finally:
+        drip.stop()
+    assert result.status is Status.FAILED
+    [delivery] = result.deliveries
+    assert delivery.attempts == 2 and drip.requests == 2
+    assert "deadline" in (delivery.reason or "") and "within 1s" in (delivery.reason or "")
+    assert "(after 2 attempts)" in (delivery.reason or "")
+    assert delivery.http_status is None
+    assert sleeps == [1.0]
+    assert took < 15, "a hang guard only: each attempt is cut at 1 s, not after 30 s of drip"
+
+
+def test_an_answer_within_the_deadline_is_read_and_succeeds(receiver: WebhookReceiver) -> None:
+    [result] = fire([trig(receiver.url("/quick"), timeout=2.0)], image("v1"), sender=Sender(sleep=Sleeps()))
+    assert result.status is Status.SUCCEEDED
+    assert result.deliveries[0].attempts == 1

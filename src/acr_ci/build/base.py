@@ -16,6 +16,7 @@ from typing import Protocol
 
 from acr_ci.errors import BuildError
 from acr_ci.models import BuildPlan
+from acr_ci.text import LINE_LIMIT, clean_remote
 
 LogSink = Callable[[str], None]
 """Receives one line of builder output (without the newline)."""
@@ -129,7 +130,9 @@ def run_streaming(
             log(f"{prefix}{line}")
         code = proc.wait()
     if code != 0:
-        shown = "\n".join(f"    {line}" for line in tail) or "    (no output)"
+        shown = (
+            "\n".join(f"    {clean_remote(line, LINE_LIMIT)}" for line in tail) or "    (no output)"
+        )
         raise BuildError(
             f"{what} failed (exit {code}); its last lines:\n{shown}",
             "the builder's full log is above",
@@ -153,7 +156,10 @@ def run_quiet(
         raise BuildError(f"{what}: cannot run {argv[0]}: {e.strerror or e}") from None
     if check and proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines()[-TAIL_LINES:]
-        shown = "\n".join(f"    {line}" for line in lines) or "    (no output)"
+        shown = (
+            "\n".join(f"    {clean_remote(line, LINE_LIMIT)}" for line in lines)
+            or "    (no output)"
+        )
         raise BuildError(f"{what} failed (exit {proc.returncode}):\n{shown}")
     return proc
 

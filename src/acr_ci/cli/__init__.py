@@ -6,7 +6,8 @@ All of argparse lives in this package, one module per command (:mod:`.plan`,
 :mod:`.copy`, :mod:`.inspect`, :mod:`.schema`); :mod:`.common` holds the shared flag
 groups, typed options and the registry client over a config. :func:`invoke` is the one
 top-level handler: it maps :class:`~acr_ci.errors.AcrError` to its exit code with a
-one-line message (``--verbose``: the traceback too), and anything else — a bug — to one
+one-line message (``--verbose``: the traceback too; the message cleaned of control
+characters and workflow commands by :func:`acr_ci.text.safe_output`), and anything else — a bug — to one
 line and exit 1. The front ends build the same typed options and call :func:`invoke`
 with the command's ``execute``.
 
@@ -27,6 +28,7 @@ from acr_ci import __version__
 from acr_ci.cli import build, copy, inspect, plan, push, run, scan, schema, sync, trigger
 from acr_ci.cli.common import Command, Parser
 from acr_ci.errors import EXIT_FAILED, EXIT_OK, AcrError
+from acr_ci.text import safe_output
 
 COMMANDS: tuple[Command[Any], ...] = (
     plan.COMMAND,
@@ -81,7 +83,7 @@ def invoke(action: Callable[[], int], *, verbose: bool = False) -> int:
     except AcrError as e:
         if verbose:
             traceback.print_exc()
-        sys.stderr.write(f"acr-ci: error: {e.diagnostics()}\n")
+        sys.stderr.write(f"acr-ci: error: {safe_output(e.diagnostics())}\n")
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("acr-ci: interrupted\n")

@@ -13,6 +13,7 @@ from acr_ci.models import BuildPlan, RefContext, RefType, Status
 from acr_ci.record.details import DETAILS, NoDetail, StepDetail, detail_from_json
 from acr_ci.record.shape import Doc, iso_time, redact, seconds_between, unreadable
 from acr_ci.record.validation import validate
+from acr_ci.text import LINE_LIMIT, clean_remote
 
 RECORD_KIND = "acr-ci/run-record"
 RECORD_VERSION = 1
@@ -79,7 +80,9 @@ class StepRecord:
             "started": iso_time(self.started),
             "finished": iso_time(self.finished),
             "duration": seconds_between(self.started, self.finished),
-            "reason": redact(self.reason),
+            "reason": None
+            if self.reason is None
+            else redact(clean_remote(self.reason, LINE_LIMIT)),
             "detail": redact(self.detail.to_json()),
         }
 

@@ -9,6 +9,7 @@ from acr_ci.models import Status
 from acr_ci.record.details import SyncDetail, TriggerDetail
 from acr_ci.record.model import STEP_NAMES, RunRecord, StepRecord
 from acr_ci.record.shape import redact
+from acr_ci.text import LINE_LIMIT, clean_remote
 
 _MARK = {
     Status.SUCCEEDED: "✅",
@@ -19,9 +20,9 @@ _MARK = {
 
 
 def _cell(text: object) -> str:
-    """Text made safe for one Markdown table cell (one line, no pipes, no HTML)."""
-    s = redact(str(text))
-    s = " ".join(s.split())
+    """Text made safe for one Markdown table cell (one line, no control characters, no
+    pipes, no HTML)."""
+    s = str(redact(clean_remote(str(text), LINE_LIMIT)))
     for ch, rep in (("\\", "\\\\"), ("|", "\\|"), ("<", "&lt;"), (">", "&gt;"), ("`", "'")):
         s = s.replace(ch, rep)
     return s

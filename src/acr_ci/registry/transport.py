@@ -43,6 +43,7 @@ from acr_ci.errors import (
 )
 from acr_ci.hosts import is_loopback, origin
 from acr_ci.registry.auth import Challenge, Credentials, CredentialSource, parse_challenges
+from acr_ci.text import clean_remote
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 USER_AGENT = f"acr-ci/{__version__}"
@@ -124,7 +125,8 @@ def registry_error_text(response: requests.Response) -> str:
     parts = []
     for e in errors[:3]:
         if isinstance(e, dict):
-            parts.append(f"{e.get('code', '?')}: {str(e.get('message', ''))[:200]}")
+            code = clean_remote(str(e.get("code", "?")), 40)
+            parts.append(f"{code}: {clean_remote(str(e.get('message', '')), 200)}")
     return "; ".join(parts)
 
 

@@ -19,6 +19,7 @@ from acr_ci.errors import ScanError as ScanError  # lives in errors.py; importab
 from acr_ci.registry.auth import Credentials
 from acr_ci.scan.findings import ReportError
 from acr_ci.scan.reports import Report, load_json
+from acr_ci.text import clean_remote
 
 DEFAULT_TIMEOUT = 30 * 60.0
 """Seconds one scanner run may take (vulnerability DB download included)."""
@@ -100,7 +101,8 @@ def run_json(
     if proc.returncode != 0:
         tail = _scrub(proc.stderr.decode("utf-8", "replace"), invocation.secrets)
         raise ScanError(
-            f"{what}: {program} exited with {proc.returncode}: {_last_lines(tail)}",
+            f"{what}: {program} exited with {proc.returncode}: "
+            f"{_scrub(_last_lines(tail), invocation.secrets)}",
             hint="it wrote nothing on stderr; run the same scan by hand to see why"
             if not tail.strip()
             else None,
@@ -129,5 +131,7 @@ def _scrub(text: str, secrets: Sequence[str]) -> str:
 
 
 def _last_lines(text: str, n: int = 3) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    """The scanner's last ``n`` non-blank stderr lines, each cleaned and cut, on one line."""
+    lines = [clean_remote(line) for line in text[-65536:].splitlines()]
+    lines = [line for line in lines if line]
     return " | ".join(lines[-n:]) if lines else "(no error output)"

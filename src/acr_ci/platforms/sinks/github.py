@@ -7,7 +7,8 @@ The runner's file commands and workflow commands, written the way its toolkit do
   and checked to appear in neither name nor value;
 * ``$GITHUB_STEP_SUMMARY`` gets the Markdown summary appended;
 * annotations are ``::error file=F,line=L,col=C,title=T::message`` lines on stdout, data
-  escaped (``%`` ``\\r`` ``\\n``) and properties escaped too (``:`` ``,``);
+  cleaned (:func:`acr_ci.text.safe_output`: no escape sequences or control characters) and
+  escaped (``%`` ``\\r`` ``\\n``), properties escaped too (``:`` ``,``);
 * ``::add-mask::`` hides a secret, one command per line of it.
 
 Untrusted text (ref names, scanner messages) must not be able to issue workflow commands:
@@ -27,6 +28,7 @@ from typing import TextIO
 
 from acr_ci.errors import UsageError
 from acr_ci.platforms.outputs import Annotation, Results
+from acr_ci.text import safe_output
 
 OUTPUT_ENV = "GITHUB_OUTPUT"
 SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -43,10 +45,11 @@ def escape_property(text: str) -> str:
 
 
 def annotation_command(a: Annotation) -> str:
-    """``::LEVEL props::message`` for one annotation."""
+    """``::LEVEL props::message`` for one annotation (title and message cleaned of control
+    characters and escape sequences first: they may quote a registry or a scanner)."""
     props: list[str] = []
     if a.title:
-        props.append(f"title={escape_property(a.title)}")
+        props.append(f"title={escape_property(safe_output(a.title))}")
     if a.file:
         props.append(f"file={escape_property(a.file)}")
         if a.line:
@@ -56,7 +59,7 @@ def annotation_command(a: Annotation) -> str:
     head = f"::{a.level}"
     if props:
         head += " " + ",".join(props)
-    return f"{head}::{escape_data(a.message)}"
+    return f"{head}::{escape_data(safe_output(a.message))}"
 
 
 def output_entry(name: str, value: str, delimiter: str | None = None) -> str:
@@ -98,7 +101,7 @@ class GitHubSink:
     def set_outputs(self, values: Mapping[str, str]) -> None:
         if self.output_file is None:
             for name, value in values.items():  # outside the runner: show them
-                self.stream.write(f"{name}: {value}\n")
+                self.stream.write(safe_output(f"{name}: {value}") + "\n")
             return
         with self.output_file.open("a", encoding="utf-8") as f:
             for name, value in values.items():
