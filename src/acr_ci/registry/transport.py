@@ -75,6 +75,8 @@ TOKEN_MAX_LIFETIME = 24 * 3600
 """The longest a token is kept, whatever ``expires_in`` says (1e999, NaN: this or the minimum)."""
 DEFAULT_DEADLINE = 120.0
 """Seconds a request may take in all (connect, headers, body) when it moves no blob."""
+MAX_DEADLINE = 7 * 24 * 3600.0
+"""The longest deadline any request gets, whatever size a descriptor claims."""
 MIN_THROUGHPUT = 256 * 1024
 """Bytes per second a blob transfer must average: its deadline grows by size / this."""
 MAX_PAGES = 1000
@@ -617,7 +619,7 @@ class Transport:
             budget=self.retry.budget,
         )
         started = time.monotonic()
-        deadline = self.deadline + max(0, size) / MIN_THROUGHPUT
+        deadline = min(self.deadline + max(0, size) / MIN_THROUGHPUT, MAX_DEADLINE)
         attempt = 0
         while True:
             attempt += 1

@@ -411,3 +411,38 @@ def test_a_token_answer_python_cannot_parse_is_a_clean_error(
     with _client(tmp_path) as c, pytest.raises(RegistryError) as info:
         c.list_tags(Reference.parse(f"{s.host}/tok/app"))
     assert "gave no token" in info.value.message
+
+
+def test_a_blob_gets_a_deadline_that_grows_with_its_size(
+    serve: Callable[..., _Server], tmp_path: Path
+) -> None:
+    """1 MiB at ~500 KiB/s takes ~2 s: over the 1 s base deadline, within 1 s + 1 MiB at
+    the minimum throughput (4 s), so it finishes; a manifest read that slowly would not."""
+    import hashlib
+
+    from acr_ci.registry.media import Descriptor
+    from acr_ci.registry.store import verified
+
+    payload = bytes(range(256)) * 4096
+
+    def slow_blob(h: BaseHTTPRequestHandler, path: str) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(payload)))
+        h.end_headers()
+        for i in range(0, len(payload), 64 * 1024):
+            h.wfile.write(payload[i : i + 64 * 1024])
+            h.wfile.flush()
+            time.sleep(0.125)
+
+    s = serve({"/v2/big/app/blobs/": slow_blob})
+    desc = Descriptor(
+        "application/octet-stream", "sha256:" + hashlib.sha256(payload).hexdigest(), len(payload)
+    )
+    start = time.monotonic()
+    with _client(tmp_path, deadline=1.0, retry=RetryPolicy(attempts=1)) as c:
+        repo = c.repository(Reference.parse(f"{s.host}/big/app"))
+        with repo.open_blob(desc) as chunks:
+            got = b"".join(verified(chunks, desc, "t"))
+    assert got == payload
+    assert time.monotonic() - start > 1.5  # it did outlast the base deadline
+    assert s.hits["/v2/big/app/blobs/"] == 1
