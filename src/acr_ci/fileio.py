@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from acr_ci.errors import OutputError
+from acr_ci.errors import AcrError, OutputError
 
 
 def write_text(
@@ -65,3 +66,45 @@ def write_json(
     """Write ``doc`` as indented JSON (UTF-8, a final newline) to ``path`` atomically."""
     text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     return write_text(path, text, what=what, hint=hint, parents=parents, message=message)
+
+
+def read_bounded(
+    path: str | os.PathLike[str],
+    *,
+    limit: int,
+    what: str,
+    error: type[AcrError],
+    hint: str | None = None,
+) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes (symlinks to one are fine).
+
+    Anything else raises ``error`` naming ``what`` and the path: a device (a symlink to
+    ``/dev/zero``), a FIFO (opened without blocking), a folder, a bigger file, an OS error.
+    A missing file raises :class:`FileNotFoundError` unchanged, for callers to whom
+    "absent" means something.
+    """
+    target = Path(path)
+    try:
+        fd = os.open(
+            target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+        )
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise error(
+            f"cannot read {what} {target}: {e.strerror or type(e).__name__}", hint
+        ) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise error(f"{what} {target} is not a regular file", hint)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(limit + 1)
+    except OSError as e:
+        raise error(
+            f"cannot read {what} {target}: {e.strerror or type(e).__name__}", hint
+        ) from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise error(f"{what} {target} is larger than {limit} bytes", hint)
+    return data

@@ -6,27 +6,31 @@ Imported only when a registry command runs, so ``requests`` stays out of ``acr-c
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 
-from acr_ci.errors import NotFoundError, UsageError
+from acr_ci.errors import AcrError, NotFoundError, UsageError
+from acr_ci.jsonload import loads_bounded
 from acr_ci.registry.access import RegistryAccess
 from acr_ci.registry.client import Client
 from acr_ci.registry.copy import CopyResult
 from acr_ci.registry.media import Manifest, Platform
 from acr_ci.registry.progress import human_bytes
 from acr_ci.registry.reference import TAG_RE, LayoutReference, Location, Reference, parse_location
-from acr_ci.registry.store import Store
+from acr_ci.registry.store import Store, verified
+
+MAX_CONFIG_BLOB = 1024 * 1024
+"""The largest image config ``inspect`` reads to show the platform."""
 
 
-def client_for(access: RegistryAccess, target: Location) -> Client:
-    """The client of ``push``/``copy``/``inspect``: the CI login goes to ``target``'s
-    registry only (when it is one), transfer progress to stderr unless ``--quiet``."""
+def client_for(access: RegistryAccess, *targets: Location) -> Client:
+    """The client of ``push``/``copy``/``inspect``: the CI login goes to the registries
+    of ``targets`` only (every registry side the command names: a copy's source as well
+    as its destination), transfer progress to stderr unless ``--quiet``."""
     from acr_ci.registry.access import open_client
     from acr_ci.registry.progress import StreamProgress
 
-    hosts = [target.registry, target.api_host] if isinstance(target, Reference) else []
+    hosts = [h for t in targets if isinstance(t, Reference) for h in (t.registry, t.api_host)]
     return open_client(access, login_hosts=hosts, progress=StreamProgress(sys.stderr))
 
 
@@ -152,13 +156,15 @@ def _platform_of(store: Store, m: Manifest) -> str | None:
     ):
         return None
     blobs = m.blobs()
-    if not blobs or blobs[0].size > 1024 * 1024:
+    if not blobs or blobs[0].size > MAX_CONFIG_BLOB:
         return None
+    where = f"config of {m.digest}"
     with store.open_blob(blobs[0]) as chunks:
-        data = b"".join(chunks)
+        # verified: at most the descriptor's size is read, and the digest is checked
+        data = b"".join(verified(chunks, blobs[0], where))
     try:
-        cfg = json.loads(data)
+        cfg = loads_bounded(data, what=where, max_bytes=MAX_CONFIG_BLOB)
         p = Platform.from_json(cfg)
-    except (ValueError, AttributeError):
+    except (AcrError, AttributeError):
         return None
     return str(p) if p.os and p.architecture else None

@@ -48,7 +48,7 @@ def execute(opts: CopyOptions) -> int:
     src = rc.parse_side(opts.source, what="copy source")
     dst = rc.parse_side(opts.destination, what="copy destination")
     platforms = rc.parse_platforms(opts.platforms)
-    with rc.client_for(opts.access, dst) as client:
+    with rc.client_for(opts.access, src, dst) as client:
         result = client.copy(src, dst, platforms=platforms, referrers=opts.referrers)
     rc.report(result, dst, quiet=opts.access.quiet)
     print(result.digest)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import re
 import shutil
@@ -28,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from acr_ci.errors import UnauthorizedError, UsageError
+from acr_ci.errors import AcrError, UnauthorizedError, UsageError
+from acr_ci.fileio import read_bounded
+from acr_ci.jsonload import loads_bounded
 
 ENV_USERNAME = "ACR_CI_REGISTRY_USERNAME"
 ENV_PASSWORD = "ACR_CI_REGISTRY_PASSWORD"  # noqa: S105 - a variable name, not a secret
@@ -39,6 +40,10 @@ DOCKER_HUB_KEYS = (
     "registry-1.docker.io",
 )
 HELPER_TIMEOUT = 30.0
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+"""The largest docker config file read."""
+MAX_HELPER_OUTPUT = 1024 * 1024
+"""The largest answer of a credential helper parsed."""
 
 
 @dataclass(frozen=True)
@@ -196,21 +201,20 @@ def default_config_paths(env: Mapping[str, str]) -> list[Path]:
 
 
 def _read_config(path: Path) -> dict[str, Any] | None:
+    what = "registry credentials file"
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_bounded(path, limit=MAX_CONFIG_BYTES, what=what, error=UsageError)
     except FileNotFoundError:
         return None
-    except OSError as e:
-        raise UsageError(f"cannot read registry credentials file {path}: {e.strerror}") from None
-    if not text.strip():
+    if not data.strip():
         return None
-    try:
-        doc = json.loads(text)
-    except ValueError as e:
-        raise UsageError(
-            f"registry credentials file {path} is not valid JSON (line {e.lineno if hasattr(e, 'lineno') else '?'})",
-            "fix or remove the file",
-        ) from None
+    doc = loads_bounded(
+        data,
+        what=f"{what} {path}",
+        max_bytes=MAX_CONFIG_BYTES,
+        error=UsageError,
+        hint="fix or remove the file",
+    )
     if not isinstance(doc, dict):
         raise UsageError(f"registry credentials file {path} is not a JSON object")
     return doc
@@ -226,7 +230,7 @@ def _decode_auth_entry(entry: Mapping[str, Any], host: str, path: Path) -> Crede
         return None
     try:
         decoded = base64.b64decode(str(auth), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # not base64, not ASCII, or not UTF-8 inside
         decoded = ""
     user, sep, secret = decoded.partition(":")
     if not sep or not user:
@@ -276,9 +280,9 @@ def run_helper(
             "run the helper by hand to see why",
         )
     try:
-        doc = json.loads(out)
+        doc = loads_bounded(out, what="helper answer", max_bytes=MAX_HELPER_OUTPUT)
         username, secret = str(doc["Username"]), str(doc["Secret"])
-    except (ValueError, KeyError, TypeError):
+    except (AcrError, KeyError, TypeError):
         raise UnauthorizedError(
             f"credential helper {program} gave an unreadable answer for {normalize_host(server)}",
             'a helper prints {"Username": …, "Secret": …}',

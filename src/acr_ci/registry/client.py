@@ -24,7 +24,7 @@ from acr_ci.registry.progress import Progress
 from acr_ci.registry.reference import LayoutReference, Location, Reference
 from acr_ci.registry.remote import DEFAULT_CHUNK_SIZE, RegistryRepository
 from acr_ci.registry.store import Store
-from acr_ci.registry.transport import RetryPolicy, Transport
+from acr_ci.registry.transport import DEFAULT_DEADLINE, RetryPolicy, Transport
 
 ENV_INSECURE = "ACR_CI_INSECURE_REGISTRIES"
 DEFAULT_TAG = "latest"
@@ -57,6 +57,7 @@ class Client:
         progress: Progress | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         timeout: float = 60.0,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         if jobs < 1:
             raise UsageError(
@@ -69,6 +70,8 @@ class Client:
         self.progress = progress
         self.chunk_size = chunk_size
         self.timeout = timeout
+        self.deadline = deadline
+        """Seconds one request may take in all (blob transfers get more, by size)."""
         self._transports: dict[str, Transport] = {}
         self._lock = threading.Lock()
 
@@ -104,6 +107,8 @@ class Client:
                     pool_size=self.jobs * 2 + 2,
                     retry=self.retry,
                     timeout=self.timeout,
+                    deadline=self.deadline,
+                    is_insecure=self.is_insecure,
                 )
                 self._transports[host] = t
             return t

@@ -264,6 +264,7 @@ class Copier:
                 return
             location = mount.upload_location
         attempt = 0
+        started = time.monotonic()
         while True:
             attempt += 1
             self.progress.started(desc.digest, desc.size)
@@ -277,7 +278,12 @@ class Copier:
                 requests.RequestException,
             ) as e:
                 location = None
-                if attempt >= self.blob_attempts:
+                retry_after = (
+                    e.retry_after if isinstance(e, TransientError | RateLimitedError) else None
+                )
+                wait = self.retry.delay(attempt, retry_after)
+                out_of_time = time.monotonic() - started + wait > self.retry.budget
+                if attempt >= self.blob_attempts or out_of_time:
                     self.progress.finished(desc.digest, "failed")
                     if isinstance(e, requests.RequestException):
                         raise TransientError(
@@ -286,10 +292,7 @@ class Copier:
                             "check the network and both registries; running again resumes",
                         ) from None
                     raise
-                retry_after = (
-                    e.retry_after if isinstance(e, TransientError | RateLimitedError) else None
-                )
-                self._sleep(self.retry.delay(attempt, retry_after))
+                self._sleep(wait)
         self._stats.add(copied=1)
         self.progress.finished(desc.digest, "copied")
         self._mark(desc)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from acr_ci.errors import NotFoundError, UnsupportedError, UsageError
+from acr_ci.fileio import read_bounded
+from acr_ci.jsonload import loads_bounded
 from acr_ci.registry.media import (
     ANNOTATION_REF_NAME,
     IMAGE_TYPES,
@@ -71,16 +74,18 @@ class OciLayout:
     # -- index.json ------------------------------------------------------------
 
     def _index_bytes(self) -> bytes:
+        path = self.path / "index.json"
         try:
-            return (self.path / "index.json").read_bytes()
-        except OSError as e:
-            raise UsageError(f"cannot read {self.path / 'index.json'}: {e.strerror}") from None
+            return read_bounded(
+                path, limit=MAX_MANIFEST_BYTES, what="layout index", error=UsageError
+            )
+        except FileNotFoundError:
+            raise UsageError(f"cannot read {path}: it is gone") from None
 
     def _index(self) -> dict[str, Any]:
-        try:
-            doc = json.loads(self._index_bytes())
-        except ValueError:
-            raise UnsupportedError(f"{self.path / 'index.json'} is not JSON") from None
+        doc = loads_bounded(
+            self._index_bytes(), what=str(self.path / "index.json"), max_bytes=MAX_MANIFEST_BYTES
+        )
         if not isinstance(doc, dict) or not isinstance(doc.get("manifests", []), list):
             raise UnsupportedError(f"{self.path / 'index.json'} is not an OCI index")
         return doc
@@ -158,8 +163,13 @@ class OciLayout:
         if isinstance(found, Manifest):
             return found
         try:
-            data = self._blob_path(found.digest).read_bytes()
-        except OSError:
+            data = read_bounded(
+                self._blob_path(found.digest),
+                limit=MAX_MANIFEST_BYTES,
+                what=f"{where}: manifest blob",
+                error=UnsupportedError,
+            )
+        except FileNotFoundError:
             raise NotFoundError(
                 f"{where}: blob {found.digest} is missing from the layout"
             ) from None
@@ -246,11 +256,22 @@ class OciLayout:
     def open_blob(self, desc: Descriptor) -> Iterator[Iterator[bytes]]:
         path = self._blob_path(desc.digest)
         try:
-            f = open(path, "rb")
+            # non-blocking: a FIFO planted in the layout must not hang the open
+            f = os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")
         except FileNotFoundError:
             raise NotFoundError(
                 f"{self.describe()}: blob {desc.digest} is missing from the layout"
             ) from None
+        except OSError as e:
+            raise UnsupportedError(
+                f"{self.describe()}: cannot read blob {desc.digest}: {e.strerror}"
+            ) from None
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            f.close()
+            raise UnsupportedError(
+                f"{self.describe()}: blob {desc.digest} is not a regular file",
+                "a layout's blobs are files; rebuild the layout",
+            )
 
         def chunks() -> Iterator[bytes]:
             while block := f.read(CHUNK):

@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from acr_ci.errors import DigestMismatchError, UnsupportedError
+from acr_ci.jsonload import loads_bounded
 from acr_ci.registry.reference import valid_digest
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -189,10 +190,9 @@ class Manifest:
             digest = expected_digest
         else:
             digest = sha256_digest(data)
-        try:
-            doc = json.loads(data)
-        except ValueError:
-            raise UnsupportedError(f"{where}: manifest is not JSON") from None
+        doc = loads_bounded(
+            data, what=f"{where}: manifest", max_bytes=MAX_MANIFEST_BYTES, invalid="is not JSON"
+        )
         if not isinstance(doc, dict):
             raise UnsupportedError(f"{where}: manifest is not a JSON object")
         declared = doc.get("mediaType")
@@ -238,7 +238,7 @@ class Manifest:
 
     @property
     def json(self) -> dict[str, Any]:
-        doc = json.loads(self.data)
+        doc = loads_bounded(self.data, what=f"manifest {self.digest}")
         assert isinstance(doc, dict)
         return doc
 

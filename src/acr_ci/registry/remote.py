@@ -7,6 +7,7 @@ cross-repository mounts and deletes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,14 @@ from acr_ci.registry.media import (
 )
 from acr_ci.registry.reference import valid_digest
 from acr_ci.registry.store import CHUNK, BytesCallback, ChunkReader, PutManifestResult, SizedStream
-from acr_ci.registry.transport import TransientError, Transport, json_body, parse_link_next
+from acr_ci.registry.transport import (
+    MAX_PAGES,
+    TransientError,
+    Transport,
+    json_body,
+    parse_link_next,
+    read_capped,
+)
 
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 """Blobs larger than this are uploaded in ``PATCH`` chunks of this size; smaller ones in one ``PUT``."""
@@ -79,6 +87,8 @@ class RegistryRepository:
     def get_manifest(self, ref: str) -> Manifest:
         what = f"manifest {self.describe()}{_sep(ref)}{ref}"
         attempt = 0
+        started = time.monotonic()
+        policy = self.transport.retry
         while True:
             attempt += 1
             r = self.transport.request(
@@ -90,12 +100,23 @@ class RegistryRepository:
                 stream=True,
             )
             try:
-                data = _read_limited(r, MAX_MANIFEST_BYTES, what)
+                try:
+                    data = _read_limited(r, MAX_MANIFEST_BYTES, what)
+                except TransientError:
+                    if not self.transport.deadline_passed(r):
+                        raise
+                if self.transport.deadline_passed(r):  # a cut-off may look like the end
+                    raise TransientError(
+                        f"{what}: {self.host} did not send the manifest within the "
+                        f"{self.transport.deadline:g} s deadline",
+                        "the registry or the network is too slow; try again later",
+                    )
                 break
             except TransientError:
-                if attempt >= self.transport.retry.attempts:
+                wait = policy.delay(attempt)
+                if not policy.allows(attempt, started, wait):
                     raise
-                self.transport.sleep(self.transport.retry.delay(attempt))
+                self.transport.sleep(wait)
             finally:
                 r.close()
         expected = ref if valid_digest(ref) else None
@@ -175,13 +196,14 @@ class RegistryRepository:
             )
 
     def list_tags(self, page_size: int = 1000) -> list[str]:
-        """Every tag, following ``Link: <…>; rel="next"`` pages of ``page_size``."""
+        """Every tag, following ``Link: <…>; rel="next"`` pages of ``page_size`` (at most
+        :data:`MAX_PAGES` pages, never the same page twice)."""
         what = f"tag list of {self.describe()}"
         url: str | None = self.transport.url(f"/v2/{self.repository}/tags/list?n={page_size}")
         tags: list[str] = []
-        seen_urls: set[str] = set()
-        while url and url not in seen_urls:
-            seen_urls.add(url)
+        pages = _Pages(what)
+        while url:
+            pages.visit(url)
             r = self.transport.request("GET", url, scopes=self._pull, what=what)
             doc = json_body(r, what)
             page = doc.get("tags") if isinstance(doc, dict) else None
@@ -201,7 +223,9 @@ class RegistryRepository:
         if self._referrers_api is not False:
             url: str | None = self.transport.url(self._path("referrers", digest))
             out: list[Descriptor] = []
+            pages = _Pages(what)
             while url:
+                pages.visit(url)
                 r = self.transport.request(
                     "GET",
                     url,
@@ -251,6 +275,7 @@ class RegistryRepository:
             what=what,
             stream=True,
             headers={"Accept-Encoding": "identity"},
+            size=desc.size,
         )
         try:
             yield r.iter_content(CHUNK)
@@ -318,6 +343,7 @@ class RegistryRepository:
                 data=SizedStream(chunks, desc.size),
                 replayable=False,
                 ok=(201, 204),
+                size=desc.size,
             )
             return
         reader = ChunkReader(chunks)
@@ -338,6 +364,7 @@ class RegistryRepository:
                 data=SizedStream(reader.take(n), n),
                 replayable=False,
                 ok=(202, 204),
+                size=n,
             )
             got = _range_end(r.headers.get("Range"))
             if got is not None and got != end:
@@ -366,20 +393,29 @@ class RegistryRepository:
 
 def _read_limited(r: requests.Response, limit: int, what: str) -> bytes:
     """The body, refusing more than ``limit`` bytes (a manifest is small; a huge one is hostile)."""
-    length = r.headers.get("Content-Length", "")
-    if length.isdigit() and int(length) > limit:
-        raise UnsupportedError(f"{what}: manifest is larger than {limit} bytes")
-    parts: list[bytes] = []
-    total = 0
-    try:
-        for chunk in r.iter_content(64 * 1024):
-            total += len(chunk)
-            if total > limit:
-                raise UnsupportedError(f"{what}: manifest is larger than {limit} bytes")
-            parts.append(chunk)
-    except requests.RequestException as e:
-        raise TransientError(f"{what}: reading the manifest failed ({type(e).__name__})") from None
-    return b"".join(parts)
+    return read_capped(r, limit, f"{what}: manifest")
+
+
+class _Pages:
+    """The pages a paginated walk has followed: none twice, at most :data:`MAX_PAGES`."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.seen: set[str] = set()
+
+    def visit(self, url: str) -> None:
+        if url in self.seen:
+            raise RegistryError(
+                f"{self.what}: the registry's next-page link points back to a page already "
+                f"read (after {len(self.seen)} pages)",
+                "the registry's pagination is broken; report it to its operator",
+            )
+        if len(self.seen) >= MAX_PAGES:
+            raise RegistryError(
+                f"{self.what}: more than {MAX_PAGES} pages; stopped",
+                "the registry's pagination does not end; report it to its operator",
+            )
+        self.seen.add(url)
 
 
 def _sep(ref: str) -> str:
