@@ -32,6 +32,8 @@ from typing import Any
 from acr_ci.build.base import BuildJob, BuildResult, LogSink, child_env, run_quiet, run_streaming
 from acr_ci.build.layout import finish_layout, top_digest
 from acr_ci.errors import BuildError
+from acr_ci.fileio import read_bounded
+from acr_ci.jsonload import DEFAULT_MAX_BYTES, loads_bounded
 
 CONTAINER_BUILDER = "acr-ci"
 """Name of the ``docker-container`` builder acr-ci creates when the default cannot do the job."""
@@ -136,10 +138,16 @@ class BuildxBuilder:
         private.mkdir(mode=0o700)
         doc: dict[str, Any] = {}
         try:
-            loaded = json.loads((original / "config.json").read_text())
+            data = read_bounded(
+                original / "config.json",
+                limit=DEFAULT_MAX_BYTES,
+                what="docker config",
+                error=BuildError,
+            )
+            loaded = loads_bounded(data, what="docker config", error=BuildError)
             if isinstance(loaded, dict):
                 doc = loaded
-        except (OSError, ValueError):
+        except (OSError, BuildError):  # unreadable or hostile: buildx gets only our auths
             pass
         ours = json.loads(job.auth_file.read_text()).get("auths", {})
         auths = doc.get("auths") if isinstance(doc.get("auths"), dict) else {}
@@ -198,8 +206,9 @@ class BuildxBuilder:
 
 def _metadata_digest(path: Path) -> str | None:
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = read_bounded(path, limit=DEFAULT_MAX_BYTES, what="buildx metadata", error=BuildError)
+        doc = loads_bounded(data, what="buildx metadata", error=BuildError)
+    except (OSError, BuildError):
         return None
     value = doc.get("containerimage.digest") if isinstance(doc, dict) else None
     return value if isinstance(value, str) else None

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from acr_ci.annotations import REF_NAME
 from acr_ci.errors import BuildError, RegistryError
+from acr_ci.jsonload import loads_bounded
 from acr_ci.registry.layout import OciLayout
 from acr_ci.registry.media import (
     IMAGE_TYPES,
@@ -61,8 +62,8 @@ def _json(store: OciLayout, desc: Descriptor) -> dict[str, Any]:
     """A manifest or config blob as JSON, its size and digest checked."""
     data = store.read_blob(desc)
     try:
-        doc = json.loads(data)
-    except ValueError:
+        doc = loads_bounded(data, what=f"blob {desc.digest} in {store.path}", error=BuildError)
+    except BuildError:
         doc = None
     if not isinstance(doc, dict):
         raise BuildError(f"blob {desc.digest} in {store.path} is not a JSON object")
