@@ -19,6 +19,7 @@ from acr_ci.hosts import host_without_port
 from acr_ci.registry.auth import CredentialSource, DockerConfigCredentials
 from acr_ci.registry.copy import Copier, CopyResult
 from acr_ci.registry.layout import DEFAULT_REF, OciLayout
+from acr_ci.registry.limits import HostLimit, Limit, LimitedTransport
 from acr_ci.registry.media import Descriptor, Manifest, Platform
 from acr_ci.registry.progress import Progress
 from acr_ci.registry.reference import LayoutReference, Location, Reference
@@ -44,7 +45,10 @@ class Client:
     ``insecure`` lists ``host[:port]`` entries allowed plain HTTP / unverified
     TLS (a bare host matches every port); loopback hosts always are. ``jobs``
     bounds parallel blob transfers per copy. ``credentials`` defaults to the
-    docker config files (see :mod:`acr_ci.registry.auth`).
+    docker config files (see :mod:`acr_ci.registry.auth`). ``limits`` maps ``host[:port]``
+    (a bare host matches every port) to its :class:`~acr_ci.registry.limits.Limit`; every
+    other host gets the default (8 requests open at once): one limit per host, shared by
+    every copy this client runs.
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class Client:
         progress: Progress | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         timeout: float = 60.0,
+        limits: Mapping[str, Limit] | None = None,
     ) -> None:
         if jobs < 1:
             raise UsageError(
@@ -69,6 +74,7 @@ class Client:
         self.progress = progress
         self.chunk_size = chunk_size
         self.timeout = timeout
+        self.limits = {h.strip().lower(): v for h, v in (limits or {}).items()}
         self._transports: dict[str, Transport] = {}
         self._lock = threading.Lock()
 
@@ -92,16 +98,23 @@ class Client:
         host = host.lower()
         return host in self.insecure or host_without_port(host) in self.insecure
 
+    def limit_for(self, host: str) -> Limit:
+        """The configured limit of ``host[:port]`` (``host:port`` wins over ``host``)."""
+        host = host.lower()
+        return self.limits.get(host) or self.limits.get(host_without_port(host)) or Limit()
+
     def transport(self, host: str) -> Transport:
-        """The shared transport for ``host[:port]``."""
+        """The shared transport for ``host[:port]`` (with the host's request limit)."""
         with self._lock:
             t = self._transports.get(host)
             if t is None:
-                t = Transport(
+                limit = self.limit_for(host)
+                t = LimitedTransport(
                     host,
+                    limit=HostLimit(limit),
                     credentials=self.credentials,
                     insecure=self.is_insecure(host),
-                    pool_size=self.jobs * 2 + 2,
+                    pool_size=max(self.jobs * 2 + 2, limit.max_concurrent * 2),
                     retry=self.retry,
                     timeout=self.timeout,
                 )
