@@ -47,7 +47,7 @@ class Client:
     bounds parallel blob transfers per copy. ``credentials`` defaults to the
     docker config files (see :mod:`acr_ci.registry.auth`). ``limits`` maps ``host[:port]``
     (a bare host matches every port) to its :class:`~acr_ci.registry.limits.Limit`; every
-    other host gets the default (8 requests open at once): one limit per host, shared by
+    other host gets ``default_limit`` (8 requests open at once): one limit per host, shared by
     every copy this client runs.
     """
 
@@ -62,6 +62,7 @@ class Client:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         timeout: float = 60.0,
         limits: Mapping[str, Limit] | None = None,
+        default_limit: Limit | None = None,
     ) -> None:
         if jobs < 1:
             raise UsageError(
@@ -75,6 +76,7 @@ class Client:
         self.chunk_size = chunk_size
         self.timeout = timeout
         self.limits = {h.strip().lower(): v for h, v in (limits or {}).items()}
+        self.default_limit = default_limit or Limit()
         self._transports: dict[str, Transport] = {}
         self._lock = threading.Lock()
 
@@ -101,7 +103,9 @@ class Client:
     def limit_for(self, host: str) -> Limit:
         """The configured limit of ``host[:port]`` (``host:port`` wins over ``host``)."""
         host = host.lower()
-        return self.limits.get(host) or self.limits.get(host_without_port(host)) or Limit()
+        return (
+            self.limits.get(host) or self.limits.get(host_without_port(host)) or self.default_limit
+        )
 
     def transport(self, host: str) -> Transport:
         """The shared transport for ``host[:port]`` (with the host's request limit)."""

@@ -17,21 +17,28 @@ its response is done: read whole, or — for a streamed body (a blob download) �
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
+from acr_ci.errors import UsageError
 from acr_ci.registry.transport import Transport
+
+if TYPE_CHECKING:
+    from acr_ci.config.model import RegistryLimit
 
 DEFAULT_MAX_CONCURRENT = 8
 """Requests open at once against one registry host, unless configured."""
 MAX_CONCURRENT_CEILING = 64
 """The most the config may allow per host."""
+ENV_MAX_CONCURRENT = "ACR_CI_MAX_CONCURRENT"
+"""The default ``max_concurrent`` for hosts the config does not list."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,36 @@ class Limit:
     """Requests open at once (1–64)."""
     max_per_second: float | None = None
     """Requests started per second; ``None``: no rate limit."""
+
+
+def default_limit(env: Mapping[str, str] | None = None) -> Limit:
+    """The limit of hosts the config does not list: ``$ACR_CI_MAX_CONCURRENT`` or 8."""
+    env = os.environ if env is None else env
+    text = env.get(ENV_MAX_CONCURRENT, "").strip()
+    if not text:
+        return Limit()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_CONCURRENT_CEILING:
+        raise UsageError(
+            f"${ENV_MAX_CONCURRENT} is {text[:20]!r}",
+            f"set it to a number of requests from 1 to {MAX_CONCURRENT_CEILING}",
+        )
+    return Limit(max_concurrent=int(text))
+
+
+def limits_from_config(
+    entries: Iterable[RegistryLimit], default: Limit | None = None
+) -> dict[str, Limit]:
+    """``host → Limit`` from the config's ``registries:`` (unset fields: ``default``'s)."""
+    default = default or Limit()
+    return {
+        e.host: Limit(
+            max_concurrent=e.max_concurrent or default.max_concurrent,
+            max_per_second=e.max_per_second
+            if e.max_per_second is not None
+            else default.max_per_second,
+        )
+        for e in entries
+    }
 
 
 class _Hold:
@@ -175,8 +212,11 @@ class LimitedTransport(Transport):
 
 __all__ = [
     "DEFAULT_MAX_CONCURRENT",
+    "ENV_MAX_CONCURRENT",
     "MAX_CONCURRENT_CEILING",
     "HostLimit",
     "Limit",
     "LimitedTransport",
+    "default_limit",
+    "limits_from_config",
 ]
