@@ -309,16 +309,30 @@ def sync_image(
 
 
 def _present(client: Client, dst: Reference, tags: Sequence[str]) -> dict[str, str | None]:
-    """``tag → digest`` at the destination (``None``: no such tag), asked concurrently; the
-    first error raises."""
+    """``tag → digest`` at the destination (``None``: no such tag); the first error raises.
+
+    The destination's tag list is read first and only the tags it lists are asked for,
+    concurrently (a new mirror costs one request, not one per tag); when the registry
+    refuses the list, every tag is asked for."""
+    from acr_ci.errors import DeniedError, NotFoundError, UnsupportedError
 
     def one(tag: str) -> tuple[str, str | None]:
         return tag, client.tag_digest(dst.with_tag(tag))
 
+    found: dict[str, str | None] = {}
+    if len(tags) > 1:
+        try:
+            listed = set(client.list_tags(dst))
+        except NotFoundError:  # no such repository yet: no tag is there
+            listed = set()
+        except (DeniedError, UnauthorizedError, UnsupportedError):  # may still HEAD each tag
+            listed = set(tags)
+        found = {t: None for t in tags if t not in listed}
+        tags = [t for t in tags if t in listed]
     if len(tags) < 2:
-        return dict(one(t) for t in tags)
+        return {**found, **dict(one(t) for t in tags)}
     with ThreadPoolExecutor(max_workers=min(LOOKUP_PARALLEL, len(tags))) as pool:
-        return dict(pool.map(one, tags))
+        return {**found, **dict(pool.map(one, tags))}
 
 
 def _lookup(client: Client, repo: Reference, tags: Sequence[str]) -> dict[str, str]:

@@ -31,21 +31,25 @@ def _source(registry: RegistryServer, make: Callable[..., Layout], repo: str) ->
         for i in range(IMAGES):
             layout = make(seed=700 + i, layer_sizes=(96 * KiB, 64 * KiB, 32 * KiB))
             tag = f"v{i}"
-            tags[tag] = c.push_layout(layout.path, Reference.parse(registry.ref(repo)), [tag]).digest
+            tags[tag] = c.push_layout(
+                layout.path, Reference.parse(registry.ref(repo)), [tag]
+            ).digest
     return tags
 
 
-def _mirror_all(
-    proxy: FaultProxy, mirrors: list[RegistryServer], repo: str, limit: Limit
-) -> None:
+def _mirror_all(proxy: FaultProxy, mirrors: list[RegistryServer], repo: str, limit: Limit) -> None:
     rules = [
-        SyncRule(name=f"m{i}", to=f"{m.host}/copy", level=SyncLevel.NAMESPACE, tags=re.compile(r"v\d+"))
+        SyncRule(
+            name=f"m{i}", to=f"{m.host}/copy", level=SyncLevel.NAMESPACE, tags=re.compile(r"v\d+")
+        )
         for i, m in enumerate(mirrors)
     ]
     proxy.reset_counts()
     with Client(limits={proxy.host: limit}) as client:
         results = backfill(client, rules, f"{proxy.host}/{repo}")
-    assert [r.status for r in results] == [Status.SUCCEEDED] * len(mirrors), [r.reason for r in results]
+    assert [r.status for r in results] == [Status.SUCCEEDED] * len(mirrors), [
+        r.reason for r in results
+    ]
 
 
 def test_a_sync_to_three_mirrors_shares_the_sources_limit(

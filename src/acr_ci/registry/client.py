@@ -17,7 +17,7 @@ from types import TracebackType
 from acr_ci.errors import ImmutableTagError, UsageError
 from acr_ci.hosts import host_without_port
 from acr_ci.registry.auth import CredentialSource, DockerConfigCredentials
-from acr_ci.registry.copy import Copier, CopyResult
+from acr_ci.registry.copy import BlobFlights, Copier, CopyResult
 from acr_ci.registry.layout import DEFAULT_REF, OciLayout
 from acr_ci.registry.limits import HostLimit, Limit, LimitedTransport
 from acr_ci.registry.media import Descriptor, Manifest, Platform
@@ -78,6 +78,8 @@ class Client:
         self.limits = {h.strip().lower(): v for h, v in (limits or {}).items()}
         self.default_limit = default_limit or Limit()
         self._transports: dict[str, Transport] = {}
+        self._repositories: dict[tuple[str, str], RegistryRepository] = {}
+        self._flights = BlobFlights()
         self._lock = threading.Lock()
 
     def __enter__(self) -> Client:
@@ -93,6 +95,7 @@ class Client:
             for t in self._transports.values():
                 t.close()
             self._transports.clear()
+            self._repositories.clear()
 
     # -- stores ----------------------------------------------------------------
 
@@ -126,10 +129,16 @@ class Client:
             return t
 
     def repository(self, ref: Reference) -> RegistryRepository:
-        """The registry repository ``ref`` names."""
-        return RegistryRepository(
-            self.transport(ref.api_host), ref.repository, chunk_size=self.chunk_size
-        )
+        """The registry repository ``ref`` names (one per repository, shared by every copy,
+        so what it learns — whether the registry has the referrers API — is asked once)."""
+        transport = self.transport(ref.api_host)
+        key = (ref.api_host, ref.repository)
+        with self._lock:
+            repo = self._repositories.get(key)
+            if repo is None or repo.transport is not transport:
+                repo = RegistryRepository(transport, ref.repository, chunk_size=self.chunk_size)
+                self._repositories[key] = repo
+            return repo
 
     def store(self, location: Location, *, create: bool = False) -> Store:
         """A store for either side of a copy (``create`` makes a missing layout)."""
@@ -196,6 +205,7 @@ class Client:
             jobs=self.jobs,
             progress=self.progress,
             retry=self.retry,
+            flights=self._flights,
         )
         src_ref = _ref_of(src)
         result = copier.copy(src_ref, list(tags), platforms=platforms, referrers=referrers)

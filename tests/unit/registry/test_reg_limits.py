@@ -11,7 +11,13 @@ import pytest
 from acr_ci.config.model import RegistryLimit
 from acr_ci.errors import UsageError
 from acr_ci.registry.client import Client
-from acr_ci.registry.limits import HostLimit, Limit, LimitedTransport, default_limit, limits_from_config
+from acr_ci.registry.limits import (
+    HostLimit,
+    Limit,
+    LimitedTransport,
+    default_limit,
+    limits_from_config,
+)
 
 
 def test_never_more_than_max_concurrent_threads_hold_a_slot() -> None:
