@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from tests.e2e.sync_support import digest_at
@@ -74,3 +75,33 @@ def test_a_sync_to_three_mirrors_shares_the_sources_limit(
     for mirror in (*wide, *tight):
         for tag, digest in tags.items():
             assert digest_at(mirror, "copy/limited", tag) == digest
+
+
+def test_backfill_sends_a_shared_base_layer_once_and_asks_a_new_mirror_for_no_tag(
+    tmp_path: Path,
+    registry: RegistryServer,
+    registry_factory: Callable[..., RegistryServer],
+    fault_proxy_factory: Callable[..., FaultProxy],
+) -> None:
+    from bench.backfill import BASE_BYTES, push_all, write_layout
+
+    tags = write_layout(tmp_path / "layout", 12, seed=5)
+    push_all(tmp_path / "layout", registry, tags)  # to bench/app
+    mirror = registry_factory("plain")
+    proxy = fault_proxy_factory(mirror)
+    rule = SyncRule(name="m", to=f"{proxy.host}/copy", level=SyncLevel.NAMESPACE, tags=None)
+    with Client() as client:
+        [result] = backfill(client, [rule], registry.ref("bench/app"))
+    assert result.status is Status.SUCCEEDED, result.reason
+    uploads = [r for r in proxy.log if r.method == "PUT" and "/blobs/uploads/" in r.target]
+    digests = [re.search(r"digest=([^&]+)", r.target) for r in uploads]
+    named = [m.group(1) for m in digests if m]
+    assert len(named) == len(uploads) and len(set(named)) == len(named)  # each blob once
+    assert len(named) == 1 + 2 * 12  # the base, and each image's layer and config
+    assert proxy.bytes_up < BASE_BYTES * 1.5
+    tag_heads = [
+        r for r in proxy.log if r.method == "HEAD" and re.search(r"/manifests/t\d+$", r.target)
+    ]
+    assert len(tag_heads) == 12  # the copy's own check before tagging, not a lookup per tag too
+    for tag, digest in tags.items():
+        assert digest_at(mirror, "copy/app", tag) == digest
