@@ -106,13 +106,15 @@ class BlobFlights:
         key = (destination, digest)
         while True:
             with self._lock:
-                if key in self._landed:
-                    yield True
-                    return
-                other = self._flights.get(key)
-                if other is None:
+                there = key in self._landed
+                other = None if there else self._flights.get(key)
+                if not there and other is None:
                     mine = self._flights[key] = threading.Event()
                     break
+            if there:
+                yield True
+                return
+            assert other is not None
             other.wait()
         try:
             yield False
@@ -290,6 +292,8 @@ class Copier:
         with self.flights.flight(where, desc.digest) as there:
             if there:  # another copy of this command put it there (or found it)
                 self._stats.add(skipped=1)
+                self.progress.started(desc.digest, desc.size)
+                self.progress.finished(desc.digest, "exists")
                 self._mark(desc)
                 return
             self._transfer_new_blob(desc)

@@ -126,3 +126,40 @@ def test_limits_come_from_config_then_environment_then_the_default() -> None:
         t = client.transport("reg.example.com:5000")
         assert isinstance(t, LimitedTransport) and t.limit.limit == Limit(2, 5.0)
         assert client.transport("reg.example.com:5000") is t  # one per host, shared
+
+
+def test_blob_flights_one_sender_per_blob_and_destination() -> None:
+    from acr_ci.registry.copy import BlobFlights
+
+    flights = BlobFlights()
+    inside = threading.Event()
+    leave = threading.Event()
+    seen: list[bool] = []
+
+    def first() -> None:
+        with flights.flight("reg/a", "sha256:x") as there:
+            seen.append(there)
+            inside.set()
+            assert leave.wait(5)
+            flights.landed("reg/a", "sha256:x")
+
+    t1 = threading.Thread(target=first)
+    t1.start()
+    assert inside.wait(5)
+    with flights.flight("reg/b", "sha256:x") as there:  # another destination: not waited for
+        assert there is False
+    waiter_done = threading.Event()
+
+    def second() -> None:
+        with flights.flight("reg/a", "sha256:x") as there:
+            seen.append(there)
+        waiter_done.set()
+
+    t2 = threading.Thread(target=second)
+    t2.start()
+    assert not waiter_done.wait(0.1)  # waits for the first sender
+    leave.set()
+    assert waiter_done.wait(5)
+    t1.join(timeout=5)
+    t2.join(timeout=5)
+    assert seen == [False, True]  # the second finds it landed: nothing to send
