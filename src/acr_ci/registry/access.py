@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 from acr_ci.errors import UsageError
 
 if TYPE_CHECKING:
-    from acr_ci.config.model import RegistryLimit
     from acr_ci.registry.auth import CredentialSource
     from acr_ci.registry.client import Client
+    from acr_ci.registry.limits import LimitEntry
     from acr_ci.registry.progress import Progress
 
 # The registry modules (auth: subprocess, json; client: requests) are imported where they
@@ -99,7 +99,7 @@ def open_client(
     insecure: Iterable[str] = (),
     progress: Progress | None = None,
     env: Mapping[str, str] | None = None,
-    limits: Iterable[RegistryLimit] = (),
+    limits: Iterable[LimitEntry] = (),
 ) -> Client:
     """The registry client for one command.
 

@@ -23,15 +23,12 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import requests
 
 from acr_ci.errors import UsageError
 from acr_ci.registry.transport import Transport
-
-if TYPE_CHECKING:
-    from acr_ci.config.model import RegistryLimit
 
 DEFAULT_MAX_CONCURRENT = 8
 """Requests open at once against one registry host, unless configured."""
@@ -65,8 +62,20 @@ def default_limit(env: Mapping[str, str] | None = None) -> Limit:
     return Limit(max_concurrent=int(text))
 
 
+class LimitEntry(Protocol):
+    """A ``registries:`` entry of the config (:class:`acr_ci.config.model.RegistryLimit`;
+    the config package imports this one, not the other way round)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def max_concurrent(self) -> int | None: ...
+    @property
+    def max_per_second(self) -> float | None: ...
+
+
 def limits_from_config(
-    entries: Iterable[RegistryLimit], default: Limit | None = None
+    entries: Iterable[LimitEntry], default: Limit | None = None
 ) -> dict[str, Limit]:
     """``host → Limit`` from the config's ``registries:`` (unset fields: ``default``'s)."""
     default = default or Limit()
@@ -216,6 +225,7 @@ __all__ = [
     "MAX_CONCURRENT_CEILING",
     "HostLimit",
     "Limit",
+    "LimitEntry",
     "LimitedTransport",
     "default_limit",
     "limits_from_config",
