@@ -45,3 +45,13 @@ def test_limits_per_host_in_file_order(tmp_path: Path) -> None:
 def test_bad_limits_are_config_errors(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(tmp_path, body)
+
+
+def test_the_command_layer_gives_the_limits_to_the_client(tmp_path: Path) -> None:
+    from acr_ci.cli.common import config_client
+    from acr_ci.registry.limits import Limit
+
+    cfg = load(tmp_path, "registries:\n  reg.example.com: {max_concurrent: 2, max_per_second: 5}")
+    with config_client(cfg, env={"ACR_CI_MAX_CONCURRENT": "3"}) as client:
+        assert client.limit_for("reg.example.com:443") == Limit(2, 5.0)
+        assert client.limit_for("other.example.com") == Limit(3, None)
