@@ -153,7 +153,6 @@ def oci_layout_factory(tmp_path: Path) -> Callable[..., Layout]:
 
     return make
 
-
 # Real builds (tests/support/buildenv.py): qemu_arm64, buildah_storage, buildah_env, busybox_base.
 from tests.support.buildenv import (  # noqa: E402, F401
     buildah_env,

@@ -106,9 +106,7 @@ def _upload(server: RegistryServer, repo: str, data: bytes) -> str:
     return digest
 
 
-def _put_manifest(
-    server: RegistryServer, repo: str, ref: str, doc: dict[str, Any], media: str
-) -> str:
+def _put_manifest(server: RegistryServer, repo: str, ref: str, doc: dict[str, Any], media: str) -> str:
     data = json.dumps(doc, separators=(",", ":")).encode()
     r = requests.put(
         f"{server.url}/v2/{repo}/manifests/{ref}",
@@ -136,11 +134,7 @@ def push_referrer(server: RegistryServer, repo: str, subject: str, *, note: str 
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "artifactType": artifact_type,
-        "config": {
-            "mediaType": "application/vnd.oci.empty.v1+json",
-            "digest": EMPTY_DIGEST,
-            "size": 2,
-        },
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST, "size": 2},
         "layers": [{"mediaType": "application/json", "digest": layer_digest, "size": len(layer)}],
         "subject": {"mediaType": subject_media, "digest": subject, "size": len(subject_bytes)},
     }
@@ -154,11 +148,6 @@ def push_referrer(server: RegistryServer, repo: str, subject: str, *, note: str 
             {"mediaType": media, "digest": digest, "size": len(data), "artifactType": artifact_type}
         ],
     }
-    _put_manifest(
-        server,
-        repo,
-        "sha256-" + subject.split(":", 1)[1],
-        index,
-        "application/vnd.oci.image.index.v1+json",
-    )
+    _put_manifest(server, repo, "sha256-" + subject.split(":", 1)[1], index,
+                  "application/vnd.oci.image.index.v1+json")
     return digest

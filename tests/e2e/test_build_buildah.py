@@ -43,29 +43,17 @@ P = "org.opencontainers.image."
 
 def write_config(repo: Path, image: str, rules: str) -> Path:
     path = repo / ".acr-ci.yml"
-    path.write_text(f"version: 1\nimage: {image}\nbuild:\n  builder: buildah\n  rules:\n{rules}")
+    path.write_text(
+        f"version: 1\nimage: {image}\nbuild:\n  builder: buildah\n  rules:\n{rules}"
+    )
     return path
 
 
 def cli_build(config: Path, out: Path, *extra: str, ref: str = "refs/heads/main") -> int:
-    return main(
-        [
-            "build",
-            "--config",
-            str(config),
-            "--ref",
-            ref,
-            "--sha",
-            SHA,
-            "--time",
-            TIME,
-            "--output-json",
-            str(out / "build.json"),
-            "--layout-dir",
-            str(out / "work"),
-            *extra,
-        ]
-    )
+    return main([
+        "build", "--config", str(config), "--ref", ref, "--sha", SHA, "--time", TIME,
+        "--output-json", str(out / "build.json"), "--layout-dir", str(out / "work"), *extra,
+    ])
 
 
 def blob(layout: Path, digest: str) -> bytes:
@@ -106,12 +94,10 @@ class RegistryReader:
             return data
 
     def manifest(self, repo: str, ref: str) -> dict[str, Any]:
-        accept = ",".join(
-            [
-                "application/vnd.oci.image.index.v1+json",
-                "application/vnd.oci.image.manifest.v1+json",
-            ]
-        )
+        accept = ",".join([
+            "application/vnd.oci.image.index.v1+json",
+            "application/vnd.oci.image.manifest.v1+json",
+        ])
         doc: dict[str, Any] = json.loads(self.get(f"/v2/{repo}/manifests/{ref}", accept))
         return doc
 
@@ -121,17 +107,9 @@ class RegistryReader:
 
 def skopeo_push(layout: Path, dest: str) -> None:
     subprocess.run(
-        [
-            "skopeo",
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-            f"oci:{layout}",
-            f"docker://{dest}",
-        ],
-        check=True,
-        capture_output=True,
+        ["skopeo", "copy", "--all", "--preserve-digests", "--dest-tls-verify=false",
+         f"oci:{layout}", f"docker://{dest}"],
+        check=True, capture_output=True,
     )
 
 
@@ -146,12 +124,8 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_hello_multi_arch(
-    busybox_base: BaseImage,
-    buildah_env: Path,
-    repo: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    record_property: Callable[[str, object], None],
+    busybox_base: BaseImage, buildah_env: Path, repo: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], record_property: Callable[[str, object], None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # as on a GitHub runner: the source URL comes from the runner's env (the ref from flags)
@@ -162,10 +136,7 @@ def test_hello_multi_arch(
         monkeypatch.delenv(var, raising=False)
     registry = busybox_base.registry
     image = registry.ref("team/hello")
-    config = write_config(
-        repo,
-        image,
-        f"""\
+    config = write_config(repo, image, f"""\
     - name: hello
       type: branch
       match: main
@@ -173,8 +144,7 @@ def test_hello_multi_arch(
       tags: [latest, "${{commit}}"]
       platforms: [linux/amd64, linux/arm64]
       args: {{BASE: "{busybox_base.ref}", GREETING: "hej from the test"}}
-""",
-    )
+""")
     started = time.monotonic()
     code = cli_build(config, tmp_path)
     elapsed = time.monotonic() - started
@@ -224,24 +194,19 @@ def test_hello_multi_arch(
         cfg = json.loads(reader.blob("team/hello", manifest["config"]["digest"]))
         assert (cfg["os"], cfg["architecture"]) == ("linux", arch)
         assert expected_annotations.items() <= cfg["config"]["Labels"].items(), platform
-        files = files_in_layers(
-            [reader.blob("team/hello", d["digest"]) for d in manifest["layers"]]
-        )
+        files = files_in_layers([reader.blob("team/hello", d["digest"]) for d in manifest["layers"]])
         assert files["etc/built-on-arch"] == uname[arch], platform
         assert files["etc/greeting"] == b"hej from the test\n", "the build arg took effect"
         assert files["usr/local/bin/hello"].startswith(b"#!/bin/sh")
 
     # nothing left behind in buildah's storage but one cache image per platform
     names = subprocess.run(
-        ["buildah", "images", "--format", "{{.Name}}:{{.Tag}}"],
-        capture_output=True,
-        text=True,
+        ["buildah", "images", "--format", "{{.Name}}:{{.Tag}}"], capture_output=True, text=True,
         check=True,
     ).stdout.split()
     assert not [n for n in names if "acr-ci-build" in n], names
     assert sorted(n for n in names if "acr-ci-cache" in n) == [
-        "localhost/acr-ci-cache/hello:linux-amd64",
-        "localhost/acr-ci-cache/hello:linux-arm64",
+        "localhost/acr-ci-cache/hello:linux-amd64", "localhost/acr-ci-cache/hello:linux-arm64",
     ]
 
 
@@ -296,17 +261,10 @@ def test_no_cache_rebuilds_and_cache_reuses(
 # -- logs and failures ----------------------------------------------------------------------
 
 
-def plan_for(
-    context: str, rule: str, base: str, platforms: tuple[str, ...] = ("linux/amd64",)
-) -> BuildPlan:
+def plan_for(context: str, rule: str, base: str, platforms: tuple[str, ...] = ("linux/amd64",)) -> BuildPlan:
     return BuildPlan(
-        rule=rule,
-        image="127.0.0.1:1/x/y",
-        tags=("t",),
-        platforms=platforms,
-        context=context,
-        dockerfile="Dockerfile",
-        args={"BASE": base},
+        rule=rule, image="127.0.0.1:1/x/y", tags=("t",), platforms=platforms,
+        context=context, dockerfile="Dockerfile", args={"BASE": base},
     )
 
 
@@ -323,14 +281,8 @@ def test_log_streams_while_the_build_runs(
     seen: list[tuple[float, str]] = []
     log: Callable[[str], None] = lambda line: seen.append((time.monotonic(), line))  # noqa: E731
     plan = plan_for("slow", "slow", busybox_base.ref)
-    job = prepare_job(
-        plan,
-        REF,
-        config_dir=repo,
-        layout=layout_folder(tmp_path / "w", 1, "slow"),
-        secrets_dir=tmp_path / "w" / "secrets",
-        log=log,
-    )
+    job = prepare_job(plan, REF, config_dir=repo, layout=layout_folder(tmp_path / "w", 1, "slow"),
+                      secrets_dir=tmp_path / "w" / "secrets", log=log)
     result = BuildahBuilder().build(job)
     assert result.platforms.keys() == {"linux/amd64"}
     first = next(t for t, line in seen if line == "[slow] first-marker")
@@ -340,10 +292,7 @@ def test_log_streams_while_the_build_runs(
 
 
 def test_failing_build_exits_1_with_the_last_lines(
-    busybox_base: BaseImage,
-    buildah_env: Path,
-    repo: Path,
-    tmp_path: Path,
+    busybox_base: BaseImage, buildah_env: Path, repo: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     (repo / "broken").mkdir()
@@ -352,10 +301,7 @@ def test_failing_build_exits_1_with_the_last_lines(
         "RUN for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25; "
         "do echo noise-$i; done; echo about-to-fail; exit 7\n"
     )
-    config = write_config(
-        repo,
-        busybox_base.registry.ref("team/broken"),
-        f"""\
+    config = write_config(repo, busybox_base.registry.ref("team/broken"), f"""\
     - name: broken
       type: branch
       match: main
@@ -363,13 +309,12 @@ def test_failing_build_exits_1_with_the_last_lines(
       tags: [latest]
       platforms: [linux/amd64]
       args: {{BASE: "{busybox_base.ref}"}}
-""",
-    )
+""")
     code = cli_build(config, tmp_path)
     err = capsys.readouterr().err
     assert code == 1
     assert "[broken] noise-1\n" in err, "the full log streamed to the console"
-    message = err[err.index("acr-ci: error:") :]
+    message = err[err.index("acr-ci: error:"):]
     assert "rule 'broken': buildah build failed" in message
     assert "about-to-fail" in message and "noise-25" in message
     assert "noise-1\n" not in message, "only the last lines are in the error"
@@ -378,16 +323,10 @@ def test_failing_build_exits_1_with_the_last_lines(
 
 
 def test_missing_base_image_fails_clearly(
-    busybox_base: BaseImage,
-    buildah_env: Path,
-    repo: Path,
-    tmp_path: Path,
+    busybox_base: BaseImage, buildah_env: Path, repo: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    config = write_config(
-        repo,
-        busybox_base.registry.ref("team/hello"),
-        f"""\
+    config = write_config(repo, busybox_base.registry.ref("team/hello"), f"""\
     - name: nobase
       type: branch
       match: main
@@ -395,24 +334,19 @@ def test_missing_base_image_fails_clearly(
       tags: [latest]
       platforms: [linux/amd64]
       args: {{BASE: "{busybox_base.registry.host}/base/does-not-exist:1"}}
-""",
-    )
+""")
     assert cli_build(config, tmp_path) == 1
     err = capsys.readouterr().err
     assert "rule 'nobase': buildah build failed" in err
-    assert "does-not-exist" in err[err.index("acr-ci: error:") :]
+    assert "does-not-exist" in err[err.index("acr-ci: error:"):]
 
 
 # -- credentials for a private base image ----------------------------------------------------
 
 
 def test_private_base_image_through_an_auth_file(
-    busybox_base: BaseImage,
-    buildah_env: Path,
-    repo: Path,
-    tmp_path: Path,
-    registry_factory: Callable[..., RegistryServer],
-    monkeypatch: pytest.MonkeyPatch,
+    busybox_base: BaseImage, buildah_env: Path, repo: Path, tmp_path: Path,
+    registry_factory: Callable[..., RegistryServer], monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     private = registry_factory(kind="basic")
@@ -421,28 +355,16 @@ def test_private_base_image_through_an_auth_file(
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     auth.write_text(json.dumps({"auths": {private.host: {"auth": token}}}))
     subprocess.run(
-        [
-            "skopeo",
-            "copy",
-            "--all",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            "--dest-authfile",
-            str(auth),
-            f"docker://{busybox_base.ref}",
-            f"docker://{private.host}/base/busybox:1",
-        ],
-        check=True,
-        capture_output=True,
+        ["skopeo", "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false",
+         "--dest-authfile", str(auth), f"docker://{busybox_base.ref}",
+         f"docker://{private.host}/base/busybox:1"],
+        check=True, capture_output=True,
     )
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DOCKER_CONFIG", raising=False)
     monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
-    config = write_config(
-        repo,
-        private.ref("team/hello"),
-        f"""\
+    config = write_config(repo, private.ref("team/hello"), f"""\
     - name: private
       type: branch
       match: main
@@ -450,8 +372,7 @@ def test_private_base_image_through_an_auth_file(
       tags: [latest]
       platforms: [linux/arm64]
       args: {{BASE: "{private.host}/base/busybox:1"}}
-""",
-    )
+""")
     # without credentials the pull is refused
     assert cli_build(config, tmp_path / "anon") == 1
     err = capsys.readouterr().err
@@ -469,10 +390,7 @@ def test_private_base_image_through_an_auth_file(
 
 
 def test_foreign_binary_without_qemu_gets_a_hint(
-    busybox_base: BaseImage,
-    buildah_env: Path,
-    repo: Path,
-    tmp_path: Path,
+    busybox_base: BaseImage, buildah_env: Path, repo: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # an s390x ELF header as the base image's /bin/sh: no binfmt handler runs it here
@@ -481,10 +399,7 @@ def test_foreign_binary_without_qemu_gets_a_hint(
     layout = write_busybox_layout(tmp_path / "fake-base", {"amd64": fake}, applets=["sh"])
     base = busybox_base.registry.ref("base/fake-s390x:1")
     skopeo_push(layout.path, base)
-    config = write_config(
-        repo,
-        busybox_base.registry.ref("team/foreign"),
-        f"""\
+    config = write_config(repo, busybox_base.registry.ref("team/foreign"), f"""\
     - name: foreign
       type: branch
       match: main
@@ -492,12 +407,9 @@ def test_foreign_binary_without_qemu_gets_a_hint(
       tags: [latest]
       platforms: [linux/amd64]
       args: {{BASE: "{base}"}}
-""",
-    )
+""")
     assert cli_build(config, tmp_path / "out") == 1
     err = capsys.readouterr().err
-    message = err[err.index("acr-ci: error:") :]
+    message = err[err.index("acr-ci: error:"):]
     assert "exec format error" in message
-    assert (
-        "hint: a foreign platform's binaries cannot run here: install qemu-user-static" in message
-    )
+    assert "hint: a foreign platform's binaries cannot run here: install qemu-user-static" in message

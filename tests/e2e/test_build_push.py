@@ -25,9 +25,7 @@ def served(ref: str) -> tuple[str, dict[str, object]] | None:
     """The digest and manifest the registry serves for ``ref`` (None if it has none)."""
     out = subprocess.run(
         ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
-        capture_output=True,
-        check=False,
-        timeout=60,
+        capture_output=True, check=False, timeout=60,
     )
     if out.returncode != 0:
         return None
@@ -55,22 +53,10 @@ build:
 
 
 def build_push(config: Path, out: Path) -> int:
-    return main(
-        [
-            "build",
-            "--push",
-            "--config",
-            str(config),
-            "--ref",
-            "refs/heads/release-v7",
-            "--sha",
-            SHA,
-            "--time",
-            TIME,
-            "--layout-dir",
-            str(out),
-        ]
-    )
+    return main([
+        "build", "--push", "--config", str(config), "--ref", "refs/heads/release-v7",
+        "--sha", SHA, "--time", TIME, "--layout-dir", str(out),
+    ])
 
 
 def test_build_push_two_platforms_then_immutable_refusal(

@@ -40,9 +40,7 @@ from acr_ci.triggers import Sender
 pytestmark = [pytest.mark.registry, pytest.mark.e2e]
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
-REF = RefContext(
-    type=RefType.BRANCH, name="main", sha=SHA, time=datetime(2026, 11, 23, 4, 0, tzinfo=UTC)
-)
+REF = RefContext(type=RefType.BRANCH, name="main", sha=SHA, time=datetime(2026, 11, 23, 4, 0, tzinfo=UTC))
 SECRET = "hook-secret-value"
 
 
@@ -65,11 +63,8 @@ class PrebuiltBuilder:
         layout = self.layouts[job.plan.rule]
         shutil.copytree(layout.path, job.layout)
         return BuildResult(
-            rule=job.plan.rule,
-            builder=self.name,
-            layout=job.layout,
-            index_digest=layout.index_digest,
-            platforms=dict(layout.manifests),
+            rule=job.plan.rule, builder=self.name, layout=job.layout,
+            index_digest=layout.index_digest, platforms=dict(layout.manifests),
         )
 
 
@@ -79,23 +74,14 @@ def trivy_report(path: Path, vulns: list[tuple[str, str]]) -> Path:
         "SchemaVersion": 2,
         "ArtifactName": "test",
         "ArtifactType": "container_image",
-        "Results": [
-            {
-                "Target": "test (debian 12)",
-                "Class": "os-pkgs",
-                "Type": "debian",
-                "Vulnerabilities": [
-                    {
-                        "VulnerabilityID": v,
-                        "PkgName": "pkg",
-                        "InstalledVersion": "1.0",
-                        "FixedVersion": "1.1",
-                        "Severity": s,
-                    }
-                    for v, s in vulns
-                ],
-            }
-        ],
+        "Results": [{
+            "Target": "test (debian 12)", "Class": "os-pkgs", "Type": "debian",
+            "Vulnerabilities": [
+                {"VulnerabilityID": v, "PkgName": "pkg", "InstalledVersion": "1.0",
+                 "FixedVersion": "1.1", "Severity": s}
+                for v, s in vulns
+            ],
+        }],
     }
     path.write_text(json.dumps(doc))
     return path
@@ -143,26 +129,17 @@ def write_config(project: Path, text: str) -> config_mod.Config:
 def rules(*names_and_tags: tuple[str, str]) -> str:
     out = "build:\n  rules:\n"
     for name, tags in names_and_tags:
-        out += (
-            f"    - name: {name}\n      type: branch\n      match: main\n      context: app\n"
-            f"      tags: {tags}\n      platforms: [linux/amd64, linux/arm64]\n"
-        )
+        out += (f"    - name: {name}\n      type: branch\n      match: main\n      context: app\n"
+                f"      tags: {tags}\n      platforms: [linux/amd64, linux/arm64]\n")
     return out
 
 
-def run(
-    cfg: config_mod.Config,
-    builder: PrebuiltBuilder,
-    engine: ReportEngine | None = None,
-    log: io.StringIO | None = None,
-) -> RunRecord:
+def run(cfg: config_mod.Config, builder: PrebuiltBuilder, engine: ReportEngine | None = None,
+        log: io.StringIO | None = None) -> RunRecord:
     with config_client(cfg) as client:
         parts = ChainParts(
-            client=client,
-            builder=builder,
-            scan_engine=engine,
-            sender=Sender(sleep=lambda s: None),
-            log=log or io.StringIO(),
+            client=client, builder=builder, scan_engine=engine,
+            sender=Sender(sleep=lambda s: None), log=log or io.StringIO(),
         )
         return run_chain(cfg, REF, parts)
 
@@ -210,9 +187,7 @@ def test_the_whole_chain_two_rules(
     docker_config(basic)
     monkeypatch.setenv("HOOK_SECRET", SECRET)
     a, b = oci_layout_factory(seed=101), oci_layout_factory(seed=102)
-    cfg = write_config(
-        project,
-        f"""version: 1
+    cfg = write_config(project, f"""version: 1
 image: {registry.host}/team/chain
 {rules(("app", '[latest, "${commit}"]'), ("release", "[v1.2.3, stable]"))}
 scan:
@@ -237,8 +212,7 @@ triggers:
     url: {receiver.url("/stable")}
     on: tags
     tags: [stable, prod]
-""",
-    )
+""")
     builder = PrebuiltBuilder({"app": a, "release": b})
     engine = ReportEngine(trivy_report(tmp_path / "clean.json", []))
     record = run(cfg, builder, engine)
@@ -258,17 +232,10 @@ triggers:
     )
 
     # the receiver got one POST per selected tag, signed where configured
-    assert [r.json()["push_data"]["tag"] for r in receiver.to("/all")] == [
-        "latest",
-        short,
-        "v1.2.3",
-        "stable",
-    ]
+    assert [r.json()["push_data"]["tag"] for r in receiver.to("/all")] == ["latest", short, "v1.2.3", "stable"]
     [versions] = receiver.to("/versions")
     assert versions.json()["push_data"] == {
-        "digest": b.index_digest,
-        "pushed_at": versions.json()["push_data"]["pushed_at"],
-        "tag": "v1.2.3",
+        "digest": b.index_digest, "pushed_at": versions.json()["push_data"]["pushed_at"], "tag": "v1.2.3",
     }
     expected = "sha256=" + hmac.new(SECRET.encode(), versions.body, hashlib.sha256).hexdigest()
     assert versions.headers["x-acr-ci-signature"] == expected
@@ -278,9 +245,7 @@ triggers:
     # the record
     assert record.exit_code == 0
     assert steps(record, "app") == {
-        "build": [Status.SUCCEEDED],
-        "push": [Status.SUCCEEDED],
-        "scan": [Status.SUCCEEDED],
+        "build": [Status.SUCCEEDED], "push": [Status.SUCCEEDED], "scan": [Status.SUCCEEDED],
         "sync": [Status.SUCCEEDED, Status.SKIPPED],
         "trigger": [Status.SUCCEEDED, Status.SKIPPED, Status.SKIPPED],
     }
@@ -290,10 +255,7 @@ triggers:
     text = path.read_text()
     assert "SECRET" not in text and SECRET not in text and basic.password not in text
     assert doc["exit_code"] == 0
-    assert doc["plan"][0]["images"] == [
-        f"{registry.host}/team/chain:latest",
-        f"{registry.host}/team/chain:{short}",
-    ]  # type: ignore[index]
+    assert doc["plan"][0]["images"] == [f"{registry.host}/team/chain:latest", f"{registry.host}/team/chain:{short}"]  # type: ignore[index]
     md = record_mod.summary_markdown(record)
     assert "| app |" in md and "| release |" in md
 
@@ -308,9 +270,7 @@ def test_blocked_image_is_never_synced_or_triggered(
 ) -> None:
     mirror = registry_factory("plain")
     bad, good = oci_layout_factory(seed=111), oci_layout_factory(seed=112)
-    cfg = write_config(
-        project,
-        f"""version: 1
+    cfg = write_config(project, f"""version: 1
 image: {registry.host}/team/gate
 {rules(("bad", "[bad-1]"), ("good", "[good-1]"))}
 scan:
@@ -325,25 +285,17 @@ sync:
 triggers:
   - name: all
     url: {receiver.url("/hook")}
-""",
-    )
+""")
     engine = ReportEngine(
         trivy_report(tmp_path / "clean.json", [("CVE-2020-0001", "LOW")]),
-        {
-            bad.manifests["linux/arm64"]: trivy_report(
-                tmp_path / "bad.json", [("CVE-2024-3094", "CRITICAL")]
-            )
-        },
+        {bad.manifests["linux/arm64"]: trivy_report(tmp_path / "bad.json", [("CVE-2024-3094", "CRITICAL")])},
     )
     record = run(cfg, PrebuiltBuilder({"bad": bad, "good": good}), engine)
 
     assert record.exit_code == 3
     assert steps(record, "bad") == {
-        "build": [Status.SUCCEEDED],
-        "push": [Status.SUCCEEDED],
-        "scan": [Status.BLOCKED],
-        "sync": [Status.SKIPPED],
-        "trigger": [Status.SKIPPED],
+        "build": [Status.SUCCEEDED], "push": [Status.SUCCEEDED], "scan": [Status.BLOCKED],
+        "sync": [Status.SKIPPED], "trigger": [Status.SKIPPED],
     }
     assert steps(record, "good")["sync"] == [Status.SUCCEEDED]
     # the blocked image: backed up, deleted from the source, absent from the mirror, never announced
@@ -365,43 +317,30 @@ def test_failed_steps_stop_their_own_image_only(
 ) -> None:
     old, new, other, broken = (oci_layout_factory(seed=s) for s in (121, 122, 123, 124))
     # `v9` already points at another image, and tags are immutable: the push must fail
-    with config_client(
-        write_config(project, f"version: 1\nimage: {registry.host}/team/imm\n")
-    ) as c:
+    with config_client(write_config(project, f"version: 1\nimage: {registry.host}/team/imm\n")) as c:
         from acr_ci.registry.reference import Reference
 
         c.push_layout(old.path, Reference.parse(registry.ref("team/imm")), ["v9"])
-    cfg = write_config(
-        project,
-        f"""version: 1
+    cfg = write_config(project, f"""version: 1
 image: {registry.host}/team/imm
 immutable_tags: true
 {rules(("pinned", "[v9]"), ("fine", "[v10]"), ("broken", "[v11]"))}
 triggers:
   - name: all
     url: {receiver.url("/hook")}
-""",
-    )
-    record = run(
-        cfg, PrebuiltBuilder({"pinned": new, "fine": other, "broken": broken}, fail={"broken"})
-    )
+""")
+    record = run(cfg, PrebuiltBuilder({"pinned": new, "fine": other, "broken": broken}, fail={"broken"}))
     assert record.exit_code == 1
     assert steps(record, "pinned") == {
-        "build": [Status.SUCCEEDED],
-        "push": [Status.FAILED],
-        "scan": [Status.SKIPPED],
+        "build": [Status.SUCCEEDED], "push": [Status.FAILED], "scan": [Status.SKIPPED],
         "trigger": [Status.SKIPPED],
     }
     assert steps(record, "broken") == {
-        "build": [Status.FAILED],
-        "push": [Status.SKIPPED],
-        "scan": [Status.SKIPPED],
+        "build": [Status.FAILED], "push": [Status.SKIPPED], "scan": [Status.SKIPPED],
         "trigger": [Status.SKIPPED],
     }
     assert steps(record, "fine") == {
-        "build": [Status.SUCCEEDED],
-        "push": [Status.SUCCEEDED],
-        "scan": [Status.SKIPPED],
+        "build": [Status.SUCCEEDED], "push": [Status.SUCCEEDED], "scan": [Status.SKIPPED],
         "trigger": [Status.SUCCEEDED],
     }
     [pinned] = [i for i in record.images if i.rule == "pinned"]
@@ -428,9 +367,7 @@ def test_down_mirror_fails_alone_and_triggers_still_fire(
     caplog.set_level(logging.DEBUG)
     mirror = registry_factory("plain")
     layout = oci_layout_factory(seed=131)
-    cfg = write_config(
-        project,
-        f"""version: 1
+    cfg = write_config(project, f"""version: 1
 image: {registry.host}/team/down
 {rules(("app", "[v1]"))}
 sync:
@@ -441,8 +378,7 @@ sync:
 triggers:
   - name: deploy
     url: {receiver.url("/deploy/PATHSECRET")}?token=SECRET
-""",
-    )
+""")
     log = io.StringIO()
     record = run(cfg, PrebuiltBuilder({"app": layout}), log=log)
     assert record.exit_code == 1
@@ -453,9 +389,7 @@ triggers:
     path = record_mod.write(record, tmp_path / "r.json")
     validate_file(path)
     assert_round_trip(path)
-    everything = (
-        path.read_text() + log.getvalue() + caplog.text + record_mod.summary_markdown(record)
-    )
+    everything = path.read_text() + log.getvalue() + caplog.text + record_mod.summary_markdown(record)
     assert "SECRET" not in everything
     assert receiver.origin in path.read_text()  # the target is recorded, as scheme://host:port
 
@@ -470,9 +404,7 @@ def test_trigger_failures_are_recorded_with_http_status_and_push_stays(
     receiver.script("/flaky", [500])
     receiver.script("/refuses", [403])
     layout = oci_layout_factory(seed=141)
-    cfg = write_config(
-        project,
-        f"""version: 1
+    cfg = write_config(project, f"""version: 1
 image: {registry.host}/team/hooks
 {rules(("app", "[v1]"))}
 triggers:
@@ -482,8 +414,7 @@ triggers:
     url: {receiver.url("/refuses")}
   - name: ok
     url: {receiver.url("/ok")}
-""",
-    )
+""")
     record = run(cfg, PrebuiltBuilder({"app": layout}))
     assert record.exit_code == 1
     assert len(receiver.to("/flaky")) == 4  # 1 + 3 retries
@@ -499,16 +430,10 @@ triggers:
     assert triggers["ok"]["status"] == "succeeded"
 
 
-def test_no_matching_rule_is_an_empty_successful_run(
-    registry: RegistryServer, project: Path
-) -> None:
-    cfg = write_config(
-        project, f"version: 1\nimage: {registry.host}/team/none\n{rules(('x', '[v1]'))}"
-    )
+def test_no_matching_rule_is_an_empty_successful_run(registry: RegistryServer, project: Path) -> None:
+    cfg = write_config(project, f"version: 1\nimage: {registry.host}/team/none\n{rules(('x', '[v1]'))}")
     other = RefContext(type=RefType.BRANCH, name="feature", sha=SHA, time=REF.time)
     with config_client(cfg) as client:
-        record = run_chain(
-            cfg, other, ChainParts(client=client, builder=PrebuiltBuilder({}), log=io.StringIO())
-        )
+        record = run_chain(cfg, other, ChainParts(client=client, builder=PrebuiltBuilder({}), log=io.StringIO()))
     assert record.images == () and record.exit_code == 0
     record_mod.validate(record.to_json())

@@ -39,49 +39,21 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 def acr(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_"))
-    }
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_"))}
     base.pop("CI", None)
     return subprocess.run(
         [sys.executable, "-m", "acr_ci", *args],
-        capture_output=True,
-        text=True,
-        env={**base, **env},
-        cwd=cwd,
-        timeout=900,
+        capture_output=True, text=True, env={**base, **env}, cwd=cwd, timeout=900,
     )
 
 
 def trivy_report(path: Path, vulns: list[tuple[str, str]]) -> None:
-    path.write_text(
-        json.dumps(
-            {
-                "SchemaVersion": 2,
-                "ArtifactName": "hello",
-                "ArtifactType": "container_image",
-                "Results": [
-                    {
-                        "Target": "hello",
-                        "Class": "os-pkgs",
-                        "Type": "debian",
-                        "Vulnerabilities": [
-                            {
-                                "VulnerabilityID": v,
-                                "PkgName": "busybox",
-                                "InstalledVersion": "1.36",
-                                "FixedVersion": "1.37",
-                                "Severity": s,
-                            }
-                            for v, s in vulns
-                        ],
-                    }
-                ],
-            }
-        )
-    )
+    path.write_text(json.dumps({
+        "SchemaVersion": 2, "ArtifactName": "hello", "ArtifactType": "container_image",
+        "Results": [{"Target": "hello", "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": [
+            {"VulnerabilityID": v, "PkgName": "busybox", "InstalledVersion": "1.36",
+             "FixedVersion": "1.37", "Severity": s} for v, s in vulns]}],
+    }))
 
 
 def test_acr_ci_run_builds_pushes_gates_mirrors_announces(
@@ -133,25 +105,13 @@ triggers:
     record_path = tmp_path / "out" / "record.json"
     started = time.monotonic()
     p = acr(
-        "run",
-        "--ref",
-        "refs/heads/release-v1",
-        "--sha",
-        SHA,
-        "--time",
-        "2026-11-23T12:00:00Z",
-        "--record",
-        str(record_path),
-        "--layout-dir",
-        str(tmp_path / "work"),
-        env={"DOCKER_CONFIG": str(config_dir), "RUN_HOOK_SECRET": SECRET},
-        cwd=repo,
+        "run", "--ref", "refs/heads/release-v1", "--sha", SHA, "--time", "2026-11-23T12:00:00Z",
+        "--record", str(record_path), "--layout-dir", str(tmp_path / "work"),
+        env={"DOCKER_CONFIG": str(config_dir), "RUN_HOOK_SECRET": SECRET}, cwd=repo,
     )
     elapsed = time.monotonic() - started
     with capsys.disabled():
-        print(
-            f"\n[figure] acr-ci run (buildah amd64+arm64, push, scan, 2 mirrors, 1 trigger): {elapsed:.1f}s"
-        )
+        print(f"\n[figure] acr-ci run (buildah amd64+arm64, push, scan, 2 mirrors, 1 trigger): {elapsed:.1f}s")
     assert p.returncode == 0, p.stderr[-4000:]
 
     # the registries hold the built image by digest
@@ -166,42 +126,25 @@ triggers:
     # the receiver got one signed POST for v1
     [req] = receiver.to("/deploy")
     assert req.json()["push_data"]["tag"] == "v1" and req.json()["push_data"]["digest"] == digest
-    assert (
-        req.headers["x-acr-ci-signature"]
-        == "sha256=" + hmac.new(SECRET.encode(), req.body, hashlib.sha256).hexdigest()
-    )
+    assert req.headers["x-acr-ci-signature"] == "sha256=" + hmac.new(
+        SECRET.encode(), req.body, hashlib.sha256).hexdigest()
 
     # the record: valid against the shipped schema, complete, no secrets
     schema = json.loads(resources.files("acr_ci").joinpath("record.schema.json").read_text())
     doc = json.loads(record_path.read_text())
-    jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    ).validate(doc)
+    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER).validate(doc)
     [image] = doc["images"]
     assert image["digest"] == digest
     assert [(s["step"], s["name"], s["status"]) for s in image["steps"]] == [
-        ("build", None, "succeeded"),
-        ("push", None, "succeeded"),
-        ("scan", None, "succeeded"),
-        ("sync", "mirror", "succeeded"),
-        ("sync", "vault", "succeeded"),
-        ("trigger", "deploy", "succeeded"),
+        ("build", None, "succeeded"), ("push", None, "succeeded"), ("scan", None, "succeeded"),
+        ("sync", "mirror", "succeeded"), ("sync", "vault", "succeeded"), ("trigger", "deploy", "succeeded"),
     ]
     counts = image["steps"][2]["detail"]["counts"]
     assert {k: v for k, v in counts.items() if v} == {"medium": 1, "low": 1}
-    assert doc["ref"] == {
-        "type": "branch",
-        "name": "release-v1",
-        "sha": SHA,
-        "time": doc["ref"]["time"],
-        "event": None,
-        "repository": None,
-        "source": "flags",
-    }
+    assert doc["ref"] == {"type": "branch", "name": "release-v1", "sha": SHA, "time": doc["ref"]["time"],
+                          "event": None, "repository": None, "source": "flags"}
     everything = record_path.read_text() + p.stdout + p.stderr
-    assert (
-        "SECRET" not in everything and SECRET not in everything and basic.password not in everything
-    )
+    assert "SECRET" not in everything and SECRET not in everything and basic.password not in everything
     # the Markdown summary on stdout
     assert p.stdout.startswith("### acr-ci run: ✅ succeeded")
     assert f"| release | `{target.host}/demo/hello` | `v1`, `v1-{SHA[:8]}` |" in p.stdout

@@ -33,41 +33,27 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 def acr(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_"))
-    }
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_"))}
     base.pop("CI", None)
     return subprocess.run(
         [sys.executable, "-m", "acr_ci", *args],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        cwd=ROOT,
-        timeout=120,
+        capture_output=True, text=True, env={**base, **(env or {})}, cwd=ROOT, timeout=120,
     )
 
 
 def config(tmp_path: Path, image: str, triggers: str) -> str:
     path = tmp_path / "c.yml"
-    path.write_text(f'version: 1\nimage: {image}\ntimezone: "+00:00"\ntriggers:\n{triggers}')
+    path.write_text(f"version: 1\nimage: {image}\ntimezone: \"+00:00\"\ntriggers:\n{triggers}")
     return str(path)
 
 
 def test_trigger_resolves_the_digest_and_signs(
-    registry: RegistryServer,
-    oci_layout_factory: Callable[..., Layout],
-    receiver: WebhookReceiver,
-    tmp_path: Path,
+    registry: RegistryServer, oci_layout_factory: Callable[..., Layout], receiver: WebhookReceiver, tmp_path: Path
 ) -> None:
     layout = oci_layout_factory(seed=201)
     with Client() as c:
         c.push_layout(layout.path, Reference.parse(registry.ref("team/trig")), ["v3"])
-    cfg = config(
-        tmp_path,
-        registry.ref("team/trig"),
-        f"""  - name: deploy
+    cfg = config(tmp_path, registry.ref("team/trig"), f"""  - name: deploy
     url: {receiver.url("/deploy/PATHSECRET")}?token=SECRET
     on: tags
     tags: [v3]
@@ -76,8 +62,7 @@ def test_trigger_resolves_the_digest_and_signs(
     url: {receiver.url("/latest")}
     on: tags
     tags: [latest]
-""",
-    )
+""")
     p = acr("trigger", registry.ref("team/trig:v3"), "--config", cfg, env={"TRIG_SECRET": "k3y"})
     assert p.returncode == 0, p.stderr
     [req] = receiver.to("/deploy/PATHSECRET")
@@ -85,10 +70,7 @@ def test_trigger_resolves_the_digest_and_signs(
     assert body["push_data"]["digest"] == layout.index_digest
     assert body["push_data"]["tag"] == "v3"
     assert body["repository"]["name"] == "trig" and body["repository"]["namespace"] == "team"
-    assert (
-        req.headers["x-acr-ci-signature"]
-        == "sha256=" + hmac.new(b"k3y", req.body, hashlib.sha256).hexdigest()
-    )
+    assert req.headers["x-acr-ci-signature"] == "sha256=" + hmac.new(b"k3y", req.body, hashlib.sha256).hexdigest()
     assert receiver.to("/latest") == []
     assert p.stdout.splitlines() == [
         f"trigger deploy -> {receiver.origin}: succeeded: v3 HTTP 200",
@@ -106,15 +88,9 @@ def test_trigger_with_digest_skips_the_lookup(receiver: WebhookReceiver, tmp_pat
     assert req.json()["push_data"]["digest"] == DIGEST
 
 
-def test_trigger_failure_exits_1_and_shows_only_the_origin(
-    receiver: WebhookReceiver, tmp_path: Path
-) -> None:
+def test_trigger_failure_exits_1_and_shows_only_the_origin(receiver: WebhookReceiver, tmp_path: Path) -> None:
     receiver.script("/bad", [400])
-    cfg = config(
-        tmp_path,
-        "r.example.com/team/app",
-        f"  - name: bad\n    url: {receiver.url('/bad')}?token=SECRET\n",
-    )
+    cfg = config(tmp_path, "r.example.com/team/app", f"  - name: bad\n    url: {receiver.url('/bad')}?token=SECRET\n")
     p = acr("trigger", f"r.example.com/team/app:v1@{DIGEST}", "--config", cfg)
     assert p.returncode == 1
     assert len(receiver.to("/bad")) == 1  # 4xx: no retry
@@ -133,12 +109,8 @@ BAD = [
 
 
 @pytest.mark.parametrize(("case", "image", "code", "message"), BAD, ids=[b[0] for b in BAD])
-def test_trigger_bad_input(
-    receiver: WebhookReceiver, tmp_path: Path, case: str, image: str, code: int, message: str
-) -> None:
-    cfg = config(
-        tmp_path, "r.example.com/team/app", f"  - name: all\n    url: {receiver.url('/x')}\n"
-    )
+def test_trigger_bad_input(receiver: WebhookReceiver, tmp_path: Path, case: str, image: str, code: int, message: str) -> None:
+    cfg = config(tmp_path, "r.example.com/team/app", f"  - name: all\n    url: {receiver.url('/x')}\n")
     p = acr("trigger", image, "--config", cfg)
     assert p.returncode == code
     assert message in p.stderr
@@ -146,12 +118,8 @@ def test_trigger_bad_input(
     assert receiver.requests == []
 
 
-def test_trigger_missing_tag_in_registry(
-    registry: RegistryServer, receiver: WebhookReceiver, tmp_path: Path
-) -> None:
-    cfg = config(
-        tmp_path, registry.ref("team/none"), f"  - name: all\n    url: {receiver.url('/x')}\n"
-    )
+def test_trigger_missing_tag_in_registry(registry: RegistryServer, receiver: WebhookReceiver, tmp_path: Path) -> None:
+    cfg = config(tmp_path, registry.ref("team/none"), f"  - name: all\n    url: {receiver.url('/x')}\n")
     p = acr("trigger", registry.ref("team/none:v1"), "--config", cfg)
     assert p.returncode == 1
     assert "does not exist" in p.stderr

@@ -16,9 +16,7 @@ SHA = "4a8b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b"
 IMAGE = "localhost:5000/demo/hello"
 
 
-def run(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB"))}
     base.pop("CI", None)
     base.pop("ACR_CI_CONFIG", None)
@@ -47,22 +45,11 @@ PLAN_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("ref", "builds"), [c[1:] for c in PLAN_CASES], ids=[c[0] for c in PLAN_CASES]
-)
+@pytest.mark.parametrize(("ref", "builds"), [c[1:] for c in PLAN_CASES], ids=[c[0] for c in PLAN_CASES])
 def test_plan_json_contract(ref: str, builds: list[tuple[str, list[str]]]) -> None:
     out = run(
-        "plan",
-        "--config",
-        str(EXAMPLE),
-        "--ref",
-        ref,
-        "--sha",
-        SHA,
-        "--time",
-        "2020-10-15T16:13:00+08:00",
-        "--format",
-        "json",
+        "plan", "--config", str(EXAMPLE), "--ref", ref, "--sha", SHA,
+        "--time", "2020-10-15T16:13:00+08:00", "--format", "json",
     )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
@@ -73,14 +60,7 @@ def test_plan_json_contract(ref: str, builds: list[tuple[str, list[str]]]) -> No
     assert [(b["rule"], b["tags"]) for b in doc["builds"]] == builds
     for b in doc["builds"]:
         assert set(b) == {
-            "rule",
-            "images",
-            "tags",
-            "platforms",
-            "context",
-            "dockerfile",
-            "args",
-            "no_cache",
+            "rule", "images", "tags", "platforms", "context", "dockerfile", "args", "no_cache"
         }
         assert b["images"] == [f"{IMAGE}:{t}" for t in b["tags"]]
         assert b["platforms"] == ["linux/amd64", "linux/arm64"]
@@ -96,17 +76,8 @@ def test_plan_text_lists_images() -> None:
 
 def test_config_from_env_variable(tmp_path: Path) -> None:
     out = run(
-        "plan",
-        "--ref",
-        "main",
-        "--sha",
-        SHA,
-        "--time",
-        "0",
-        "--format",
-        "json",
-        env={"ACR_CI_CONFIG": str(EXAMPLE)},
-        cwd=tmp_path,
+        "plan", "--ref", "main", "--sha", SHA, "--time", "0", "--format", "json",
+        env={"ACR_CI_CONFIG": str(EXAMPLE)}, cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["builds"][0]["rule"] == "main"

@@ -33,9 +33,7 @@ pytestmark = [pytest.mark.registry, pytest.mark.e2e]
 FAST_RETRY = RetryPolicy(attempts=2, base_delay=0.05, max_delay=0.1)
 
 
-def rule(
-    name: str, to: str, level: SyncLevel = SyncLevel.NAMESPACE, tags: str | None = None
-) -> SyncRule:
+def rule(name: str, to: str, level: SyncLevel = SyncLevel.NAMESPACE, tags: str | None = None) -> SyncRule:
     return SyncRule(name=name, to=to, level=level, tags=re.compile(tags) if tags else None)
 
 
@@ -72,15 +70,11 @@ def test_two_mirrors_and_a_down_one(
     ]
     with Client(retry=FAST_RETRY) as client:
         start = time.monotonic()
-        results = sync_image(
-            client, rules, Reference.parse(registry.ref("team/app")), digest, ["v1.0", "latest"]
-        )
+        results = sync_image(client, rules, Reference.parse(registry.ref("team/app")), digest, ["v1.0", "latest"])
         elapsed = time.monotonic() - start
     with capsys.disabled():
-        print(
-            f"\n[figure] sync of a 2-platform image ({layout.total_bytes} bytes) to two live "
-            f"mirrors + one down: {elapsed:.2f}s"
-        )
+        print(f"\n[figure] sync of a 2-platform image ({layout.total_bytes} bytes) to two live "
+              f"mirrors + one down: {elapsed:.2f}s")
 
     # what the mirrors hold, read from them
     assert digest_at(plain, "mirror/app", "v1.0") == digest
@@ -105,19 +99,14 @@ def test_two_mirrors_and_a_down_one(
 
 
 def test_no_matching_tag_is_skipped_and_nothing_is_written(
-    registry: RegistryServer,
-    registry_factory: Callable[..., RegistryServer],
-    oci_layout_factory: Callable[..., Layout],
+    registry: RegistryServer, registry_factory: Callable[..., RegistryServer], oci_layout_factory: Callable[..., Layout]
 ) -> None:
     mirror = registry_factory("plain")
     digest = push(registry, oci_layout_factory(seed=12), "team/skip", "latest")
     with Client() as client:
         [result] = sync_image(
-            client,
-            [rule("only-v", f"{mirror.host}/m", tags="v.*")],
-            Reference.parse(registry.ref("team/skip")),
-            digest,
-            ["latest"],
+            client, [rule("only-v", f"{mirror.host}/m", tags="v.*")],
+            Reference.parse(registry.ref("team/skip")), digest, ["latest"],
         )
     assert result.status is Status.SKIPPED
     assert "no tag matches" in (result.reason or "")
@@ -125,20 +114,13 @@ def test_no_matching_tag_is_skipped_and_nothing_is_written(
 
 
 def test_tag_regex_matches_the_whole_tag(
-    registry: RegistryServer,
-    registry_factory: Callable[..., RegistryServer],
-    oci_layout_factory: Callable[..., Layout],
+    registry: RegistryServer, registry_factory: Callable[..., RegistryServer], oci_layout_factory: Callable[..., Layout]
 ) -> None:
     mirror = registry_factory("plain")
     digest = push(registry, oci_layout_factory(seed=13), "team/whole", "v1", "xv1", "v1-rc")
     with Client() as client:
-        sync_image(
-            client,
-            [rule("v", f"{mirror.host}/m", tags=r"v\d+")],
-            Reference.parse(registry.ref("team/whole")),
-            digest,
-            ["v1", "xv1", "v1-rc"],
-        )
+        sync_image(client, [rule("v", f"{mirror.host}/m", tags=r"v\d+")],
+                   Reference.parse(registry.ref("team/whole")), digest, ["v1", "xv1", "v1-rc"])
     assert [t for t in tags_at(mirror, "m/whole") if not t.startswith("sha256-")] == ["v1"]
 
 
@@ -207,9 +189,7 @@ def test_unauthorized_mirror_fails_alone(
         results = sync_image(
             client,
             [rule("locked", f"{locked.host}/m"), rule("open", f"{plain.host}/m")],
-            Reference.parse(registry.ref("team/auth")),
-            digest,
-            ["v1"],
+            Reference.parse(registry.ref("team/auth")), digest, ["v1"],
         )
     assert [r.status for r in results] == [Status.FAILED, Status.SUCCEEDED]
     assert digest_at(plain, "m/auth", "v1") == digest
@@ -218,62 +198,25 @@ def test_unauthorized_mirror_fails_alone(
 
 
 DESTINATIONS = [
-    (
-        "namespace",
-        "m.example.com/team",
-        SyncLevel.NAMESPACE,
-        "reg.example.com/ns/app",
-        "m.example.com/team/app",
-    ),
-    (
-        "namespace-deep-source",
-        "m.example.com/team",
-        SyncLevel.NAMESPACE,
-        "reg.example.com/a/b/app",
-        "m.example.com/team/app",
-    ),
-    (
-        "namespace-host-only",
-        "m.example.com:5000",
-        SyncLevel.NAMESPACE,
-        "reg.example.com/ns/app",
-        "m.example.com:5000/app",
-    ),
-    (
-        "repository",
-        "m.example.com/x/y",
-        SyncLevel.REPOSITORY,
-        "reg.example.com/ns/app",
-        "m.example.com/x/y",
-    ),
-    (
-        "trailing-slash",
-        "m.example.com/team/",
-        SyncLevel.NAMESPACE,
-        "reg.example.com/ns/app",
-        "m.example.com/team/app",
-    ),
+    ("namespace", "m.example.com/team", SyncLevel.NAMESPACE, "reg.example.com/ns/app", "m.example.com/team/app"),
+    ("namespace-deep-source", "m.example.com/team", SyncLevel.NAMESPACE, "reg.example.com/a/b/app", "m.example.com/team/app"),
+    ("namespace-host-only", "m.example.com:5000", SyncLevel.NAMESPACE, "reg.example.com/ns/app", "m.example.com:5000/app"),
+    ("repository", "m.example.com/x/y", SyncLevel.REPOSITORY, "reg.example.com/ns/app", "m.example.com/x/y"),
+    ("trailing-slash", "m.example.com/team/", SyncLevel.NAMESPACE, "reg.example.com/ns/app", "m.example.com/team/app"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "to", "level", "src", "want"), DESTINATIONS, ids=[d[0] for d in DESTINATIONS]
-)
+@pytest.mark.parametrize(("case", "to", "level", "src", "want"), DESTINATIONS, ids=[d[0] for d in DESTINATIONS])
 def test_destination(case: str, to: str, level: SyncLevel, src: str, want: str) -> None:
     assert str(destination(rule("r", to, level), Reference.parse(src))) == want
 
 
 def test_destination_with_a_tag_is_refused() -> None:
     with pytest.raises(UsageError):
-        destination(
-            rule("r", "m.example.com/x/y:v1", SyncLevel.REPOSITORY),
-            Reference.parse("r.example.com/a/b"),
-        )
+        destination(rule("r", "m.example.com/x/y:v1", SyncLevel.REPOSITORY), Reference.parse("r.example.com/a/b"))
 
 
-def test_resolve_source_forms(
-    registry: RegistryServer, oci_layout_factory: Callable[..., Layout]
-) -> None:
+def test_resolve_source_forms(registry: RegistryServer, oci_layout_factory: Callable[..., Layout]) -> None:
     digest = push(registry, oci_layout_factory(seed=41), "team/res", "v1", "stable")
     push(registry, oci_layout_factory(seed=42), "team/res", "other")
     with Client() as client:
@@ -314,8 +257,6 @@ def test_mirrors_are_synced_at_the_same_time(
     proxy_b = fault_proxy_factory(registry_factory("plain"), on_request=meet("b", "a"))
     rules = [rule("a", f"{proxy_a.host}/m"), rule("b", f"{proxy_b.host}/m")]
     with Client(retry=FAST_RETRY) as client:
-        results = sync_image(
-            client, rules, Reference.parse(registry.ref("team/together")), digest, ["v1"]
-        )
+        results = sync_image(client, rules, Reference.parse(registry.ref("team/together")), digest, ["v1"])
     assert [r.status for r in results] == [Status.SUCCEEDED, Status.SUCCEEDED]
     assert met == {"a": True, "b": True}, "both mirrors were being synced at once"

@@ -21,22 +21,12 @@ pytestmark = [pytest.mark.registry, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def acr(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_"))
-    }
+def acr(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_"))}
     base.pop("CI", None)
     return subprocess.run(
         [sys.executable, "-m", "acr_ci", *args],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        cwd=cwd or ROOT,
-        timeout=180,
+        capture_output=True, text=True, env={**base, **(env or {})}, cwd=cwd or ROOT, timeout=180,
     )
 
 
@@ -56,13 +46,7 @@ def test_sync_cli_two_mirrors_one_down(
     plain = registry_factory("plain")
     basic = registry_factory("basic")
     config_dir = docker_config(basic)
-    digest = push(
-        registry,
-        oci_layout_factory(seed=51, layer_sizes=(1024 * 1024,)),
-        "team/cli",
-        "v2",
-        "latest",
-    )
+    digest = push(registry, oci_layout_factory(seed=51, layer_sizes=(1024 * 1024,)), "team/cli", "v2", "latest")
     down = dead_host()
     cfg = tmp_path / ".acr-ci.yml"
     cfg.write_text(
@@ -80,18 +64,10 @@ sync:
 """
     )
     start = time.monotonic()
-    p = acr(
-        "sync",
-        registry.ref("team/cli:v2"),
-        "--config",
-        str(cfg),
-        env={"DOCKER_CONFIG": str(config_dir)},
-    )
+    p = acr("sync", registry.ref("team/cli:v2"), "--config", str(cfg), env={"DOCKER_CONFIG": str(config_dir)})
     elapsed = time.monotonic() - start
     with capsys.disabled():
-        print(
-            f"\n[figure] acr-ci sync (CLI, default retries) to two mirrors + one down: {elapsed:.2f}s"
-        )
+        print(f"\n[figure] acr-ci sync (CLI, default retries) to two mirrors + one down: {elapsed:.2f}s")
     assert p.returncode == 1, p.stderr
     assert digest_at(plain, "mirror/cli", "v2") == digest
     assert digest_at(basic, "vault/cli-copy", "v2") == digest
@@ -113,9 +89,7 @@ def test_sync_cli_by_digest_and_backfill(
     d1 = push(registry, oci_layout_factory(seed=61), "team/bfcli", "v1", "stable")
     d2 = push(registry, oci_layout_factory(seed=62), "team/bfcli", "v2")
     cfg = tmp_path / "c.yml"
-    cfg.write_text(
-        f"version: 1\nimage: {registry.host}/team/bfcli\nsync:\n  - name: m\n    to: {mirror.host}/m\n"
-    )
+    cfg.write_text(f"version: 1\nimage: {registry.host}/team/bfcli\nsync:\n  - name: m\n    to: {mirror.host}/m\n")
     p = acr("sync", registry.ref(f"team/bfcli@{d1}"), "--config", str(cfg))
     assert p.returncode == 0, p.stdout + p.stderr
     assert [t for t in tags_at(mirror, "m/bfcli")] == ["stable", "v1"]
@@ -137,9 +111,7 @@ def test_sync_cli_bad_input(
     registry: RegistryServer, tmp_path: Path, case: str, argv: list[str], code: int, message: str
 ) -> None:
     cfg = tmp_path / "c.yml"
-    cfg.write_text(
-        f"version: 1\nimage: {registry.host}/team/x\nsync:\n  - name: m\n    to: {registry.host}/m\n"
-    )
+    cfg.write_text(f"version: 1\nimage: {registry.host}/team/x\nsync:\n  - name: m\n    to: {registry.host}/m\n")
     p = acr(*(a.format(reg=registry.host) for a in argv), "--config", str(cfg))
     assert p.returncode == code, p.stderr
     assert message in p.stderr

@@ -38,55 +38,26 @@ def action() -> dict[str, object]:
 
 
 def test_action_yml_matches_githubs_action_schema() -> None:
-    p = subprocess.run(
-        [
-            tool("check-jsonschema"),
-            "--builtin-schema",
-            "vendor.github-actions",
-            str(ROOT / "action.yml"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    p = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions",
+                        str(ROOT / "action.yml")], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
 
 
 def test_example_workflows_match_githubs_workflow_schema() -> None:
     assert len(WORKFLOWS) >= 2
-    p = subprocess.run(
-        [
-            tool("check-jsonschema"),
-            "--builtin-schema",
-            "vendor.github-workflows",
-            *map(str, WORKFLOWS),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    p = subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+                        *map(str, WORKFLOWS)], capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
 
 
 def test_zizmor_finds_nothing_above_low() -> None:
-    p = subprocess.run(
-        [
-            tool("zizmor"),
-            "--offline",
-            "--format",
-            "json",
-            "--no-exit-codes",
-            str(ROOT / "action.yml"),
-            *map(str, WORKFLOWS),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    p = subprocess.run([tool("zizmor"), "--offline", "--format", "json", "--no-exit-codes",
+                        str(ROOT / "action.yml"), *map(str, WORKFLOWS)],
+                       capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     findings = json.loads(p.stdout)
-    high = [
-        (f["ident"], f["determinations"]["severity"])
-        for f in findings
-        if SEVERITY_ORDER.index(f["determinations"]["severity"].lower()) > 2
-    ]
+    high = [(f["ident"], f["determinations"]["severity"]) for f in findings
+            if SEVERITY_ORDER.index(f["determinations"]["severity"].lower()) > 2]
     assert high == [], p.stdout
 
 
@@ -119,11 +90,8 @@ def test_action_runs_the_frontend_in_a_pinned_image() -> None:
 
 def runner_env(tmp: Path, workspace: Path, inputs: dict[str, str]) -> dict[str, str]:
     """The env a runner gives the action's container for a push to main (fixture dump)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GITHUB_", "INPUT_", "CI_", "GITLAB", "ACR_CI_", "RUNNER_"))
-    }
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GITHUB_", "INPUT_", "CI_", "GITLAB", "ACR_CI_", "RUNNER_"))}
     env.pop("CI", None)
     for line in (FIXTURES / "event_push_branch.env").read_text().splitlines():
         if "=" in line and not line.startswith("#"):
@@ -153,40 +121,19 @@ def runner_env(tmp: Path, workspace: Path, inputs: dict[str, str]) -> dict[str, 
 def run_action(env: dict[str, str], workspace: Path) -> subprocess.CompletedProcess[str]:
     runs = action()["runs"]
     assert isinstance(runs, dict)
-    argv = [
-        sys.executable if runs["entrypoint"] == "python3" else str(runs["entrypoint"]),
-        *map(str, runs["args"]),
-    ]
+    argv = [sys.executable if runs["entrypoint"] == "python3" else str(runs["entrypoint"]),
+            *map(str, runs["args"])]
     return subprocess.run(argv, env=env, cwd=workspace, capture_output=True, text=True, timeout=900)
 
 
 def write_workspace(workspace: Path, image: str, base: str) -> None:
     shutil.copytree(ROOT / "examples" / "hello", workspace / "hello")
-    (workspace / "trivy.json").write_text(
-        json.dumps(
-            {
-                "SchemaVersion": 2,
-                "ArtifactName": "hello",
-                "ArtifactType": "container_image",
-                "Results": [
-                    {
-                        "Target": "hello",
-                        "Class": "os-pkgs",
-                        "Type": "debian",
-                        "Vulnerabilities": [
-                            {
-                                "VulnerabilityID": "CVE-2023-0001",
-                                "PkgName": "busybox",
-                                "InstalledVersion": "1.36",
-                                "FixedVersion": "1.37",
-                                "Severity": "LOW",
-                            }
-                        ],
-                    }
-                ],
-            }
-        )
-    )
+    (workspace / "trivy.json").write_text(json.dumps({
+        "SchemaVersion": 2, "ArtifactName": "hello", "ArtifactType": "container_image",
+        "Results": [{"Target": "hello", "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": [
+            {"VulnerabilityID": "CVE-2023-0001", "PkgName": "busybox", "InstalledVersion": "1.36",
+             "FixedVersion": "1.37", "Severity": "LOW"}]}],
+    }))
     (workspace / ".acr-ci.yml").write_text(f"""version: 1
 image: {image}
 build:
@@ -217,15 +164,9 @@ def test_runner_contract_push_to_main(
     write_workspace(workspace, repo, busybox_base.ref)
     assert basic_registry.credentials is not None
     user, password = basic_registry.credentials
-    env = runner_env(
-        tmp_path,
-        workspace,
-        {
-            "command": "run",
-            "registry-username": user,
-            "registry-password": password,
-        },
-    )
+    env = runner_env(tmp_path, workspace, {
+        "command": "run", "registry-username": user, "registry-password": password,
+    })
     assert env["INPUT_REGISTRY-PASSWORD"] == password  # hyphen kept, as the runner does
 
     p = run_action(env, workspace)
@@ -281,58 +222,29 @@ def test_runner_contract_plan_outputs_tags_without_digest(tmp_path: Path) -> Non
     workspace.mkdir()
     (workspace / ".acr-ci.yml").write_text(
         "version: 1\nimage: 127.0.0.1:1/demo/app\nbuild:\n  rules:\n"
-        '    - name: main\n      type: branch\n      match: main\n      tags: [latest, "${commit:8}"]\n'
+        "    - name: main\n      type: branch\n      match: main\n      tags: [latest, \"${commit:8}\"]\n"
     )
     env = runner_env(tmp_path, workspace, {"command": "plan"})
     p = run_action(env, workspace)
     assert p.returncode == 0, p.stderr
     out = read_github_outputs(Path(env["GITHUB_OUTPUT"]).read_text())
     sha = env["GITHUB_SHA"]
-    assert out["tags"].splitlines() == [
-        "127.0.0.1:1/demo/app:latest",
-        f"127.0.0.1:1/demo/app:{sha[:8]}",
-    ]
+    assert out["tags"].splitlines() == ["127.0.0.1:1/demo/app:latest", f"127.0.0.1:1/demo/app:{sha[:8]}"]
     assert out["digest"] == "" and out["status"] == "succeeded"
 
 
 def test_runner_contract_scan_gate_blocks_with_annotation_and_sarif(tmp_path: Path) -> None:
     workspace = tmp_path / "workspace"
     workspace.mkdir()
-    (workspace / "trivy.json").write_text(
-        json.dumps(
-            {
-                "SchemaVersion": 2,
-                "ArtifactName": "app",
-                "ArtifactType": "container_image",
-                "Results": [
-                    {
-                        "Target": "app",
-                        "Class": "os-pkgs",
-                        "Type": "debian",
-                        "Vulnerabilities": [
-                            {
-                                "VulnerabilityID": "CVE-2024-3094",
-                                "PkgName": "xz-utils",
-                                "InstalledVersion": "5.6.0",
-                                "FixedVersion": "5.6.1",
-                                "Severity": "CRITICAL",
-                            }
-                        ],
-                    }
-                ],
-            }
-        )
-    )
-    env = runner_env(
-        tmp_path,
-        workspace,
-        {
-            "command": "scan",
-            "report": "trivy.json",
-            "severity": "high",
-            "sarif": "acr-ci.sarif",
-        },
-    )
+    (workspace / "trivy.json").write_text(json.dumps({
+        "SchemaVersion": 2, "ArtifactName": "app", "ArtifactType": "container_image",
+        "Results": [{"Target": "app", "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": [
+            {"VulnerabilityID": "CVE-2024-3094", "PkgName": "xz-utils", "InstalledVersion": "5.6.0",
+             "FixedVersion": "5.6.1", "Severity": "CRITICAL"}]}],
+    }))
+    env = runner_env(tmp_path, workspace, {
+        "command": "scan", "report": "trivy.json", "severity": "high", "sarif": "acr-ci.sarif",
+    })
     p = run_action(env, workspace)
     assert p.returncode == 3, p.stderr
     errors = [line for line in p.stdout.splitlines() if line.startswith("::error ")]
@@ -346,16 +258,9 @@ def test_runner_contract_scan_gate_blocks_with_annotation_and_sarif(tmp_path: Pa
 
     # non-blocking: the step passes, the verdict becomes a warning
     (tmp_path / "nb").mkdir()
-    env = runner_env(
-        tmp_path / "nb",
-        workspace,
-        {
-            "command": "scan",
-            "report": "trivy.json",
-            "severity": "high",
-            "non-blocking": "true",
-        },
-    )
+    env = runner_env(tmp_path / "nb", workspace, {
+        "command": "scan", "report": "trivy.json", "severity": "high", "non-blocking": "true",
+    })
     p = run_action(env, workspace)
     assert p.returncode == 0, p.stderr
     warnings = [line for line in p.stdout.splitlines() if line.startswith("::warning ")]

@@ -51,9 +51,7 @@ def test_component_inputs_are_typed_defaulted_described_and_all_used() -> None:
     inputs = spec["spec"]["inputs"]  # type: ignore[index]
     assert isinstance(inputs, dict)
     used = set(INPUT_REF.findall(body))
-    assert used == set(inputs), (
-        f"declared but unused: {set(inputs) - used}; unknown: {used - set(inputs)}"
-    )
+    assert used == set(inputs), f"declared but unused: {set(inputs) - used}; unknown: {used - set(inputs)}"
     for name, entry in inputs.items():
         assert re.fullmatch(r"[a-z][a-z0-9-]*", name), f"{name}: kebab-case like the others"
         assert entry.get("description"), name
@@ -94,25 +92,13 @@ def test_component_project_layout() -> None:
     assert (ROOT / "gitlab" / "templates" / "acr-ci.md").exists()
     example = load_yaml(EXAMPLE)
     locals_ = [inc for inc in example["include"] if "local" in inc]
-    assert len(locals_) == 2 and all(
-        inc["local"] == "gitlab/templates/acr-ci.yml" for inc in locals_
-    )
+    assert len(locals_) == 2 and all(inc["local"] == "gitlab/templates/acr-ci.yml" for inc in locals_)
 
 
 def git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={
-            **os.environ,
-            "GIT_AUTHOR_NAME": "t",
-            "GIT_AUTHOR_EMAIL": "t@example.com",
-            "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@example.com",
-        },
-    )
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
 
 
 @pytest.mark.registry
@@ -127,31 +113,12 @@ def test_gitlab_ci_local_runs_the_example_with_the_component(
     shutil.copy(TEMPLATE, repo / "gitlab" / "templates" / "acr-ci.yml")
     shutil.copy(EXAMPLE, repo / ".gitlab-ci.yml")
     shutil.copytree(ROOT / "examples" / "hello", repo / "hello")
-    (repo / "trivy.json").write_text(
-        json.dumps(
-            {
-                "SchemaVersion": 2,
-                "ArtifactName": "hello",
-                "ArtifactType": "container_image",
-                "Results": [
-                    {
-                        "Target": "hello",
-                        "Class": "os-pkgs",
-                        "Type": "debian",
-                        "Vulnerabilities": [
-                            {
-                                "VulnerabilityID": "CVE-2023-0002",
-                                "PkgName": "busybox",
-                                "InstalledVersion": "1.36",
-                                "FixedVersion": "1.37",
-                                "Severity": "MEDIUM",
-                            }
-                        ],
-                    }
-                ],
-            }
-        )
-    )
+    (repo / "trivy.json").write_text(json.dumps({
+        "SchemaVersion": 2, "ArtifactName": "hello", "ArtifactType": "container_image",
+        "Results": [{"Target": "hello", "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": [
+            {"VulnerabilityID": "CVE-2023-0002", "PkgName": "busybox", "InstalledVersion": "1.36",
+             "FixedVersion": "1.37", "Severity": "MEDIUM"}]}],
+    }))
     image = f"{registry.host}/demo/gl-component"
     (repo / ".acr-ci.yml").write_text(f"""version: 1
 image: {image}
@@ -174,25 +141,15 @@ scan:
     git(repo, "remote", "add", "origin", "https://gitlab.example.com/acme/app.git")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "app")
-    sha = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                         text=True, check=True).stdout.strip()
 
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_"))
-    }
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_"))}
     env.pop("CI", None)
     env["PATH"] = python_bin_dir() + os.pathsep + env.get("PATH", "")
-    p = subprocess.run(
-        [gcl, "--force-shell-executor", "--shell-executor-no-image", "--no-color"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    p = subprocess.run([gcl, "--force-shell-executor", "--shell-executor-no-image", "--no-color"], cwd=repo, env=env,
+                       capture_output=True, text=True, timeout=900)
     log = p.stdout + p.stderr
     assert p.returncode == 0, log[-5000:]
     assert "PASS  build-image" in log and "PASS  scan-image" in log, log[-3000:]
@@ -223,9 +180,7 @@ scan:
     import jsonschema
 
     schema_file = SCHEMAS / "gitlab-container-scanning-report-15.2.4.schema.json"
-    errors = list(
-        jsonschema.Draft7Validator(json.loads(schema_file.read_text())).iter_errors(report)
-    )
+    errors = list(jsonschema.Draft7Validator(json.loads(schema_file.read_text())).iter_errors(report))
     assert errors == [], errors[0].message
 
 
@@ -251,8 +206,6 @@ def test_component_project_ships_license_pipeline_and_release(tmp_path: Path) ->
     checker = tool("check-jsonschema")
     p = subprocess.run(
         [checker, "--builtin-schema", "vendor.gitlab-ci", str(pipeline_file), str(EXAMPLE)],
-        capture_output=True,
-        text=True,
-        check=False,
+        capture_output=True, text=True, check=False,
     )
     assert p.returncode == 0, p.stdout + p.stderr

@@ -34,11 +34,8 @@ MIRROR_TROUBLE = re.compile(
 
 
 def hadolint(path: Path) -> list[dict[str, object]]:
-    p = subprocess.run(
-        [tool("hadolint"), "--format", "json", "--no-fail", str(path)],
-        capture_output=True,
-        text=True,
-    )
+    p = subprocess.run([tool("hadolint"), "--format", "json", "--no-fail", str(path)],
+                       capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     findings = json.loads(p.stdout or "[]")
     assert isinstance(findings, list)
@@ -64,13 +61,9 @@ def test_dockerfile_shape() -> None:
     text = DOCKERFILE.read_text()
     first_from = text.index("\nFROM ")
     assert re.search(r"^ARG BASE=\S+", text[:first_from], re.MULTILINE), "ARG BASE before FROM"
-    assert stages(text) == [
-        ("${BASE}", "build"),
-        ("${BASE}", "base-runtime"),
-        ("base-runtime", "root"),
-        ("base-runtime", "runtime"),
-    ]
-    last = text[text.rindex("\nFROM ") :]
+    assert stages(text) == [("${BASE}", "build"), ("${BASE}", "base-runtime"),
+                            ("base-runtime", "root"), ("base-runtime", "runtime")]
+    last = text[text.rindex("\nFROM "):]
     assert re.search(r"^USER 10001:10001$", last, re.MULTILINE), "the default target is non-root"
     assert 'ENTRYPOINT ["acr-ci"]' in text
     for key in ("title", "description", "version", "revision", "licenses", "source"):
@@ -84,9 +77,8 @@ def ca_bundle() -> str | None:
     """The CA file this host's pip trusts (PIP_CERT, pip's config), else the system bundle."""
     if os.environ.get("PIP_CERT"):
         return os.environ["PIP_CERT"]
-    p = subprocess.run(
-        ["python3", "-m", "pip", "config", "get", "global.cert"], capture_output=True, text=True
-    )
+    p = subprocess.run(["python3", "-m", "pip", "config", "get", "global.cert"],
+                       capture_output=True, text=True)
     if p.returncode == 0 and p.stdout.strip():
         return p.stdout.strip()
     system = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -121,56 +113,23 @@ def test_image_builds_from_a_debootstrap_base(
     base = registry.ref("base/debian:bookworm")
     c = run([buildah, "from", "scratch"], timeout=60, check=True).stdout.strip()
     run([buildah, "add", c, str(rootfs_tar), "/"], timeout=300, check=True)
-    run(
-        [
-            buildah,
-            "config",
-            "--env",
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            c,
-        ],
-        timeout=60,
-        check=True,
-    )
-    run(
-        [buildah, "commit", "--rm", c, "localhost/acr-ci-test-base:bookworm"],
-        timeout=300,
-        check=True,
-    )
-    run(
-        [
-            buildah,
-            "push",
-            "--tls-verify=false",
-            "localhost/acr-ci-test-base:bookworm",
-            f"docker://{base}",
-        ],
-        timeout=300,
-        check=True,
-    )
+    run([buildah, "config", "--env",
+         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", c], timeout=60, check=True)
+    run([buildah, "commit", "--rm", c, "localhost/acr-ci-test-base:bookworm"], timeout=300, check=True)
+    run([buildah, "push", "--tls-verify=false", "localhost/acr-ci-test-base:bookworm",
+         f"docker://{base}"], timeout=300, check=True)
     based = time.monotonic() - started
 
-    argv = [
-        buildah,
-        "build",
-        "--layers",
-        "--tls-verify=false",
-        "--build-arg",
-        f"BASE={base}",
-        "--build-arg",
-        "REVISION=test",
-    ]
+    argv = [buildah, "build", "--layers", "--tls-verify=false", "--build-arg", f"BASE={base}",
+            "--build-arg", "REVISION=test"]
     cert = ca_bundle()
     if cert:
-        argv += [
-            "--volume",
-            f"{cert}:/run/acr-ci-ca.crt:ro",
-            "--build-arg",
-            "CA_BUNDLE=/run/acr-ci-ca.crt",
-        ]
+        argv += ["--volume", f"{cert}:/run/acr-ci-ca.crt:ro", "--build-arg",
+                 "CA_BUNDLE=/run/acr-ci-ca.crt"]
     p = run([*argv, "-t", "localhost/acr-ci:test", str(ROOT)], timeout=900)
     assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
-    p = run([*argv, "--target", "root", "-t", "localhost/acr-ci:test-root", str(ROOT)], timeout=900)
+    p = run([*argv, "--target", "root", "-t", "localhost/acr-ci:test-root", str(ROOT)],
+            timeout=900)
     assert p.returncode == 0, (p.stdout + p.stderr)[-4000:]
     built = time.monotonic() - started
 
@@ -191,19 +150,14 @@ def test_image_builds_from_a_debootstrap_base(
 
     c = run([buildah, "from", "localhost/acr-ci:test"], timeout=120, check=True).stdout.strip()
     try:
-        assert (
-            run([buildah, "run", c, "--", "acr-ci", "--version"], timeout=120).stdout.strip()
-            == "acr-ci 0.1.0"
-        )
+        assert run([buildah, "run", c, "--", "acr-ci", "--version"], timeout=120).stdout.strip() == "acr-ci 0.1.0"
         assert run([buildah, "run", c, "--", "id", "-u"], timeout=60).stdout.strip() == "10001"
         assert run([buildah, "run", c, "--", "buildah", "--version"], timeout=60).returncode == 0
         # the image's acr-ci talks to a registry (chroot isolation: the host's loopback)
         p = run([buildah, "run", c, "--", "acr-ci", "inspect", base], timeout=120)
         assert p.returncode == 0, p.stderr
         assert "sha256:" in p.stdout
-        p = run(
-            [buildah, "run", c, "--", "python3", "-c", "import acr_ci.frontends.github"], timeout=60
-        )
+        p = run([buildah, "run", c, "--", "python3", "-c", "import acr_ci.frontends.github"], timeout=60)
         assert p.returncode == 0, p.stderr
         scanner_checks(buildah, c, base, tmp_path)
         sizes = image_sizes(buildah, c)
@@ -217,19 +171,15 @@ def test_image_builds_from_a_debootstrap_base(
         run([buildah, "rm", c], timeout=60)
     elapsed = time.monotonic() - started
     with capsys.disabled():
-        print(
-            f"\n[figure] image build: base {based:.0f}s, two targets {built - based:.0f}s, "
-            f"total {elapsed:.0f}s"
-        )
+        print(f"\n[figure] image build: base {based:.0f}s, two targets {built - based:.0f}s, "
+              f"total {elapsed:.0f}s")
         print(f"[figure] image size: {sizes}")
 
 
 # An AWS access key id (not AWS's documented example, which trivy allow-lists).
 PLANTED_SECRET = "aws_access_key_id = AKIAIOSFODNN7EXAMPLQ\n"
-NO_DB = (
-    "trivy has no vulnerability DB in its cache (TRIVY_CACHE_DIR) and its updates are "
-    "skipped (--skip-db-update / TRIVY_SKIP_DB_UPDATE)"
-)
+NO_DB = ("trivy has no vulnerability DB in its cache (TRIVY_CACHE_DIR) and its updates are "
+         "skipped (--skip-db-update / TRIVY_SKIP_DB_UPDATE)")
 
 
 def scanner_checks(buildah: str, c: str, image: str, tmp_path: Path) -> None:
@@ -240,93 +190,32 @@ def scanner_checks(buildah: str, c: str, image: str, tmp_path: Path) -> None:
     p = run([buildah, "run", c, "--", "trivy", "--version"], timeout=120)
     assert p.returncode == 0, p.stderr
     assert re.match(r"Version: \d+\.\d+\.\d+", p.stdout), p.stdout
-    p = run(
-        [
-            buildah,
-            "run",
-            c,
-            "--",
-            "python3",
-            "-c",
-            "import github, gitlab; print(github.__name__, gitlab.__version__)",
-        ],
-        timeout=120,
-    )
+    p = run([buildah, "run", c, "--", "python3", "-c",
+             "import github, gitlab; print(github.__name__, gitlab.__version__)"], timeout=120)
     assert p.returncode == 0, p.stderr
     # the image carries no pip/setuptools (nothing to install with at run time)
-    p = run(
-        [
-            buildah,
-            "run",
-            c,
-            "--",
-            "python3",
-            "-c",
-            "import importlib.util as u; "
-            "print([m for m in ('pip', 'setuptools') if u.find_spec(m)])",
-        ],
-        timeout=60,
-    )
+    p = run([buildah, "run", c, "--", "python3", "-c", "import importlib.util as u; "
+             "print([m for m in ('pip', 'setuptools') if u.find_spec(m)])"], timeout=60)
     assert p.stdout.strip() == "[]", p.stdout + p.stderr
 
     # trivy's secret scanner needs no DB: a planted key is found offline, as user 10001
     planted = tmp_path / "planted"
     planted.mkdir()
     (planted / "deploy.env").write_text(PLANTED_SECRET)
-    p = run(
-        [
-            buildah,
-            "run",
-            "--volume",
-            f"{planted}:/scan:ro",
-            "--env",
-            "TRIVY_CACHE_DIR=/tmp/trivy-cache",
-            c,
-            "--",
-            "trivy",
-            "fs",
-            "--scanners",
-            "secret",
-            "--skip-db-update",
-            "--offline-scan",
-            "--format",
-            "json",
-            "--quiet",
-            "/scan",
-        ],
-        timeout=300,
-    )
+    p = run([buildah, "run", "--volume", f"{planted}:/scan:ro", "--env",
+             "TRIVY_CACHE_DIR=/tmp/trivy-cache", c, "--", "trivy", "fs", "--scanners", "secret",
+             "--skip-db-update", "--offline-scan", "--format", "json", "--quiet", "/scan"], timeout=300)
     assert p.returncode == 0, p.stderr
     results = json.loads(p.stdout)["Results"]
-    found = [
-        (r["Target"], s["RuleID"], s["Severity"]) for r in results for s in r.get("Secrets", [])
-    ]
+    found = [(r["Target"], s["RuleID"], s["Severity"]) for r in results for s in r.get("Secrets", [])]
     assert found == [("deploy.env", "aws-access-key-id", "CRITICAL")], found
     assert "AKIAIOSFODNN7EXAMPLQ" not in p.stdout  # trivy masks what it found
 
     # acr-ci scan --engine trivy in the image: the binary is found (not "not installed"); with
     # an empty cache and DB updates skipped it fails with acr-ci's one-line DB error, exit 1
-    p = run(
-        [
-            buildah,
-            "run",
-            "--env",
-            "TRIVY_SKIP_DB_UPDATE=true",
-            "--env",
-            "TRIVY_CACHE_DIR=/tmp/empty-trivy-cache",
-            c,
-            "--",
-            "acr-ci",
-            "scan",
-            image,
-            "--engine",
-            "trivy",
-            "--severity",
-            "critical",
-            "--quiet",
-        ],
-        timeout=300,
-    )
+    p = run([buildah, "run", "--env", "TRIVY_SKIP_DB_UPDATE=true", "--env",
+             "TRIVY_CACHE_DIR=/tmp/empty-trivy-cache", c, "--", "acr-ci", "scan", image,
+             "--engine", "trivy", "--severity", "critical", "--quiet"], timeout=300)
     assert p.returncode == 1, p.stdout + p.stderr
     assert "not installed" not in p.stderr, p.stderr
     error = [line for line in p.stderr.splitlines() if line.startswith("acr-ci: error: ")]
@@ -338,21 +227,9 @@ def image_sizes(buildah: str, c: str) -> str:
     """The images' sizes as buildah reports them, and what the venv and trivy take."""
     out = run([buildah, "images", "--json"], timeout=60, check=True).stdout
     size = {n: i["size"] for i in json.loads(out) for n in i.get("names") or []}
-    p = run(
-        [
-            buildah,
-            "run",
-            c,
-            "--",
-            "sh",
-            "-c",
-            "du -sm /opt/acr-ci | cut -f1; du -sm /opt/acr-ci/bin/trivy | cut -f1",
-        ],
-        timeout=60,
-    )
+    p = run([buildah, "run", c, "--", "sh", "-c",
+             "du -sm /opt/acr-ci | cut -f1; du -sm /opt/acr-ci/bin/trivy | cut -f1"], timeout=60)
     venv, trivy = p.stdout.split()
-    return (
-        f"runtime {size.get('localhost/acr-ci:test', '?')} (base "
-        f"{size.get('localhost/acr-ci-test-base:bookworm', '?')}), venv {venv} MB of which "
-        f"trivy {trivy} MB"
-    )
+    return (f"runtime {size.get('localhost/acr-ci:test', '?')} (base "
+            f"{size.get('localhost/acr-ci-test-base:bookworm', '?')}), venv {venv} MB of which "
+            f"trivy {trivy} MB")

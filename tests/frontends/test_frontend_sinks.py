@@ -33,33 +33,14 @@ D1 = "sha256:" + "a" * 64
 D2 = "sha256:" + "b" * 64
 
 RECORD = run_record(
-    image(
-        "main",
-        "reg.example/team/app",
-        ("latest", "abc123"),
-        D1,
-        step("build", Status.SUCCEEDED),
-        step(
-            "scan",
-            Status.BLOCKED,
-            reason="blocked: 1 high",
-            detail=scan_detail(f"reg.example/team/app@{D1}", blocking=("CVE-2024-3094",)),
-        ),
-    ),
-    image(
-        "side",
-        "reg.example/team/side",
-        ("v1",),
-        D2,
-        step("sync", Status.FAILED, name="mirror", reason="mirror down"),
-    ),
-    image(
-        "never",
-        "reg.example/team/none",
-        ("x",),
-        None,
-        step("build", Status.FAILED, reason="buildah exited 1"),
-    ),
+    image("main", "reg.example/team/app", ("latest", "abc123"), D1,
+          step("build", Status.SUCCEEDED),
+          step("scan", Status.BLOCKED, reason="blocked: 1 high",
+               detail=scan_detail(f"reg.example/team/app@{D1}", blocking=("CVE-2024-3094",)))),
+    image("side", "reg.example/team/side", ("v1",), D2,
+          step("sync", Status.FAILED, name="mirror", reason="mirror down")),
+    image("never", "reg.example/team/none", ("x",), None,
+          step("build", Status.FAILED, reason="buildah exited 1")),
 )
 
 
@@ -70,11 +51,8 @@ def test_from_record_lists_pushed_images_and_annotates_failures() -> None:
     r = outputs.from_record(RECORD, path="rec.json", summary="| t |")
     assert r.digest == D1
     assert r.images == (f"reg.example/team/app@{D1}", f"reg.example/team/side@{D2}")
-    assert r.tags == (
-        "reg.example/team/app:latest",
-        "reg.example/team/app:abc123",
-        "reg.example/team/side:v1",
-    )
+    assert r.tags == ("reg.example/team/app:latest", "reg.example/team/app:abc123",
+                      "reg.example/team/side:v1")
     assert r.blocked is True and r.status == "blocked" and r.exit_code == 3
     titles = [(a.level, a.title) for a in r.annotations]
     assert titles == [
@@ -89,13 +67,8 @@ def test_from_record_lists_pushed_images_and_annotates_failures() -> None:
     ("doc", "code", "status", "digest"),
     [
         pytest.param({"builds": []}, 0, "skipped", "", id="build-nothing"),
-        pytest.param(
-            {"builds": [{"image": "r/a", "index_digest": D1, "images": ["r/a:1"]}]},
-            0,
-            "succeeded",
-            D1,
-            id="build-one",
-        ),
+        pytest.param({"builds": [{"image": "r/a", "index_digest": D1, "images": ["r/a:1"]}]}, 0,
+                     "succeeded", D1, id="build-one"),
         pytest.param({}, 1, "failed", "", id="build-failed"),
     ],
 )
@@ -105,24 +78,17 @@ def test_from_build(doc: dict[str, object], code: int, status: str, digest: str)
 
 
 def test_from_scan_blocked_and_passed() -> None:
-    doc = {
-        "image": f"r/a@{D1}",
-        "enforced": True,
-        "verdict": {"blocked": True, "reason": "blocked: 2 high", "blocking": ["CVE-1", "CVE-2"]},
-    }
+    doc = {"image": f"r/a@{D1}", "enforced": True,
+           "verdict": {"blocked": True, "reason": "blocked: 2 high", "blocking": ["CVE-1", "CVE-2"]}}
     r = outputs.from_scan(doc, exit_code=3, reports={"sarif": "x.sarif"})
     assert r.blocked and r.digest == D1 and r.status == "blocked"
     assert r.annotations[0].message == "blocked: 2 high (CVE-1, CVE-2)"
-    passed = outputs.from_scan(
-        {"image": "r/a:1", "verdict": {"blocked": False}}, exit_code=0, reports={}
-    )
+    passed = outputs.from_scan({"image": "r/a:1", "verdict": {"blocked": False}}, exit_code=0, reports={})
     assert not passed.blocked and passed.annotations == () and passed.digest == ""
 
 
 def test_config_annotations_keep_file_line_column() -> None:
-    err = ConfigError(
-        [ConfigProblem(".acr-ci.yml", 9, 13, "build.rules[0].type", "must be one of: branch, tag")]
-    )
+    err = ConfigError([ConfigProblem(".acr-ci.yml", 9, 13, "build.rules[0].type", "must be one of: branch, tag")])
     (a,) = outputs.config_annotations(err)
     assert (a.file, a.line, a.column) == (".acr-ci.yml", 9, 13)
     assert annotation_command(a) == (
@@ -164,18 +130,13 @@ def test_github_sink_writes_outputs_summary_annotations_and_masks(tmp_path: Path
     stream = io.StringIO()
     out, summary = tmp_path / "out", tmp_path / "summary"
     out.write_text("earlier=1\n")  # the runner appends; so do we
-    sink = GitHubSink.from_env(
-        {"GITHUB_OUTPUT": str(out), "GITHUB_STEP_SUMMARY": str(summary)}, stream
-    )
+    sink = GitHubSink.from_env({"GITHUB_OUTPUT": str(out), "GITHUB_STEP_SUMMARY": str(summary)}, stream)
     sink.mask("s3cr3t\nline2")
     sink.publish(outputs.from_record(RECORD, path="rec.json", summary="### acr-ci run\n"))
     values = read_github_outputs(out.read_text())
     assert values["earlier"] == "1"
     assert values["digest"] == D1
-    assert values["images"].splitlines() == [
-        f"reg.example/team/app@{D1}",
-        f"reg.example/team/side@{D2}",
-    ]
+    assert values["images"].splitlines() == [f"reg.example/team/app@{D1}", f"reg.example/team/side@{D2}"]
     assert len(values["tags"].splitlines()) == 3
     assert values["blocked"] == "true" and values["record"] == "rec.json"
     assert values["exit-code"] == "3" and values["status"] == "blocked"
@@ -228,9 +189,7 @@ def test_gitlab_dotenv_drops_tags_past_5kb(tmp_path: Path) -> None:
     many = tuple(f"reg.example/team/app:tag-{i:04d}" for i in range(300))
     path = tmp_path / "acr-ci.env"
     stream = io.StringIO()
-    GitLabSink(dotenv=path, stream=stream).publish(
-        Results(command="run", exit_code=0, digest=D1, tags=many)
-    )
+    GitLabSink(dotenv=path, stream=stream).publish(Results(command="run", exit_code=0, digest=D1, tags=many))
     assert len(path.read_bytes()) <= 5 * 1024
     assert "ACR_CI_TAGS" not in path.read_text() and "ACR_CI_DIGEST" in path.read_text()
     assert "left out" in stream.getvalue()
@@ -240,20 +199,16 @@ def test_gitlab_dotenv_drops_tags_past_5kb(tmp_path: Path) -> None:
 
 
 def test_tekton_writes_only_declared_results_without_newline(tmp_path: Path) -> None:
-    env = {
-        "ACR_CI_RESULT_IMAGE_DIGEST": str(tmp_path / "IMAGE_DIGEST"),
-        "ACR_CI_RESULT_IMAGES": str(tmp_path / "IMAGES"),
-        "ACR_CI_RESULT_IMAGE_URL": str(tmp_path / "IMAGE_URL"),
-        "ACR_CI_RESULT_UNKNOWN": str(tmp_path / "UNKNOWN"),
-    }
+    env = {"ACR_CI_RESULT_IMAGE_DIGEST": str(tmp_path / "IMAGE_DIGEST"),
+           "ACR_CI_RESULT_IMAGES": str(tmp_path / "IMAGES"),
+           "ACR_CI_RESULT_IMAGE_URL": str(tmp_path / "IMAGE_URL"),
+           "ACR_CI_RESULT_UNKNOWN": str(tmp_path / "UNKNOWN")}
     sink = sink_for("tekton", env, io.StringIO())
     assert isinstance(sink, TektonSink)
     sink.publish(outputs.from_record(RECORD, path="rec.json"))
     assert (tmp_path / "IMAGE_DIGEST").read_text() == D1
     assert (tmp_path / "IMAGE_URL").read_text() == "reg.example/team/app:latest"
-    assert (
-        tmp_path / "IMAGES"
-    ).read_text() == f"reg.example/team/app@{D1},reg.example/team/side@{D2}"
+    assert (tmp_path / "IMAGES").read_text() == f"reg.example/team/app@{D1},reg.example/team/side@{D2}"
     assert not (tmp_path / "UNKNOWN").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["IMAGES", "IMAGE_DIGEST", "IMAGE_URL"]
 
@@ -280,66 +235,30 @@ from acr_ci.scan.settings import ScanOverrides  # noqa: E402
     ("inputs", "expected"),
     [
         pytest.param(Inputs(), RunOptions(record="acr-ci-record.json"), id="run-default"),
-        pytest.param(
-            Inputs(command="run", config="c.yml", ref="refs/tags/v1", insecure=("h:5000",)),
-            RunOptions(
-                ref=RefOptions(config="c.yml", ref="refs/tags/v1"),
-                record="acr-ci-record.json",
-                access=RegistryAccess(insecure=("h:5000",)),
-            ),
-            id="run-flags",
-        ),
-        pytest.param(
-            Inputs(command="plan", ref="main"),
-            PlanOptions(ref=RefOptions(ref="main"), format="json"),
-            id="plan",
-        ),
-        pytest.param(
-            Inputs(command="build", push=True, rule="r"),
-            BuildOptions(push=True, rule="r", output_json="W/build.json"),
-            id="build-push",
-        ),
-        pytest.param(
-            Inputs(command="build", push=True, insecure=("h:5000",)),
-            BuildOptions(
-                push=True, output_json="W/build.json", access=RegistryAccess(insecure=("h:5000",))
-            ),
-            id="build-push-insecure",
-        ),
-        pytest.param(
-            Inputs(
-                command="scan",
-                image="r/a@" + D1,
-                reports=("a.json", "arm64=b.json"),
-                severity="high",
-                non_blocking=True,
-                gitlab_report="gl.json",
-            ),
-            ScanOptions(
-                image="r/a@" + D1,
-                overrides=ScanOverrides(
-                    reports=("a.json", "arm64=b.json"), severity="high", non_blocking=True
-                ),
-                output_json="W/scan.json",
-                gitlab_report="gl.json",
-            ),
-            id="scan",
-        ),
-        pytest.param(
-            Inputs(command="sync", image="r/a:1", backfill=True),
-            SyncOptions(image="r/a:1", backfill=True),
-            id="sync",
-        ),
-        pytest.param(
-            Inputs(command="TRIGGER", image="r/a:1", verbose=True),
-            TriggerOptions(image="r/a:1"),
-            id="trigger-verbose",
-        ),
-        pytest.param(
-            Inputs(command="sync", image="--backfill", ref="-x"),
-            SyncOptions(image="--backfill"),
-            id="values-never-become-flags",
-        ),
+        pytest.param(Inputs(command="run", config="c.yml", ref="refs/tags/v1", insecure=("h:5000",)),
+                     RunOptions(ref=RefOptions(config="c.yml", ref="refs/tags/v1"),
+                                record="acr-ci-record.json",
+                                access=RegistryAccess(insecure=("h:5000",))), id="run-flags"),
+        pytest.param(Inputs(command="plan", ref="main"),
+                     PlanOptions(ref=RefOptions(ref="main"), format="json"), id="plan"),
+        pytest.param(Inputs(command="build", push=True, rule="r"),
+                     BuildOptions(push=True, rule="r", output_json="W/build.json"), id="build-push"),
+        pytest.param(Inputs(command="build", push=True, insecure=("h:5000",)),
+                     BuildOptions(push=True, output_json="W/build.json",
+                                  access=RegistryAccess(insecure=("h:5000",))),
+                     id="build-push-insecure"),
+        pytest.param(Inputs(command="scan", image="r/a@" + D1, reports=("a.json", "arm64=b.json"),
+                            severity="high", non_blocking=True, gitlab_report="gl.json"),
+                     ScanOptions(image="r/a@" + D1,
+                                 overrides=ScanOverrides(reports=("a.json", "arm64=b.json"),
+                                                         severity="high", non_blocking=True),
+                                 output_json="W/scan.json", gitlab_report="gl.json"), id="scan"),
+        pytest.param(Inputs(command="sync", image="r/a:1", backfill=True),
+                     SyncOptions(image="r/a:1", backfill=True), id="sync"),
+        pytest.param(Inputs(command="TRIGGER", image="r/a:1", verbose=True),
+                     TriggerOptions(image="r/a:1"), id="trigger-verbose"),
+        pytest.param(Inputs(command="sync", image="--backfill", ref="-x"),
+                     SyncOptions(image="--backfill"), id="values-never-become-flags"),
     ],
 )
 def test_invocation(inputs: Inputs, expected: object) -> None:
@@ -390,33 +309,16 @@ def test_small_parsers() -> None:
 def test_platform_input_names() -> None:
     assert gh_frontend.input_env_name("registry-username") == "INPUT_REGISTRY-USERNAME"
     assert gh_frontend.input_env_name("my input") == "INPUT_MY_INPUT"
-    env = {
-        "INPUT_COMMAND": "scan",
-        "INPUT_IMAGE": "r/a:1",
-        "INPUT_REPORT": "a.json\nb.json",
-        "INPUT_REGISTRY-USERNAME": "me",
-        "INPUT_REGISTRY-PASSWORD": "pw",
-        "INPUT_PUSH": "false",
-    }
+    env = {"INPUT_COMMAND": "scan", "INPUT_IMAGE": "r/a:1", "INPUT_REPORT": "a.json\nb.json",
+           "INPUT_REGISTRY-USERNAME": "me", "INPUT_REGISTRY-PASSWORD": "pw", "INPUT_PUSH": "false"}
     got = gh_frontend.inputs_from_env(env)
     assert (got.command, got.image, got.reports, got.username, got.password) == (
-        "scan",
-        "r/a:1",
-        ("a.json", "b.json"),
-        "me",
-        "pw",
-    )
-    gl = gl_frontend.inputs_from_env(
-        {
-            "ACR_CI_INPUT_COMMAND": "scan",
-            "ACR_CI_INPUT_IMAGE": "$ACR_CI_IMAGE",
-            "ACR_CI_IMAGE": f"r/a@{D1}",
-            "ACR_CI_INPUT_REGISTRY_USER": "$CI_REGISTRY_USER",
-            "ACR_CI_INPUT_NON_BLOCKING": "true",
-        }
-    )
+        "scan", "r/a:1", ("a.json", "b.json"), "me", "pw")
+    gl = gl_frontend.inputs_from_env({
+        "ACR_CI_INPUT_COMMAND": "scan", "ACR_CI_INPUT_IMAGE": "$ACR_CI_IMAGE",
+        "ACR_CI_IMAGE": f"r/a@{D1}", "ACR_CI_INPUT_REGISTRY_USER": "$CI_REGISTRY_USER",
+        "ACR_CI_INPUT_NON_BLOCKING": "true"})
     assert (gl.image, gl.username, gl.non_blocking) == (f"r/a@{D1}", "", True)
-    tk = tk_frontend.inputs_from_env(
-        {"PARAM_COMMAND": "sync", "PARAM_IMAGE": "r/a:1", "PARAM_BACKFILL": "true"}
-    )
+    tk = tk_frontend.inputs_from_env({"PARAM_COMMAND": "sync", "PARAM_IMAGE": "r/a:1",
+                                      "PARAM_BACKFILL": "true"})
     assert (tk.command, tk.image, tk.backfill) == ("sync", "r/a:1", True)

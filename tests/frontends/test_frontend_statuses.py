@@ -35,23 +35,13 @@ SHA = "3f1e9c2b7d4a5e6f8091a2b3c4d5e6f708192a3b"
 TOKEN = "ghp_test_token_0123456789"
 
 RECORD = run_record(
-    image(
-        "main",
-        "r/app",
-        ("latest",),
-        "sha256:" + "a" * 64,
-        step("build", Status.SUCCEEDED),
-        step("push", Status.SUCCEEDED),
-        step("scan", Status.BLOCKED, reason="blocked: 1 vulnerability at or above high"),
-        step("sync", Status.SKIPPED, name="mirror", reason="blocked"),
-        step(
-            "trigger",
-            Status.SKIPPED,
-            name="deploy",
-            reason="blocked",
-            detail=TriggerDetail("https://hooks.example"),
-        ),
-    ),
+    image("main", "r/app", ("latest",), "sha256:" + "a" * 64,
+          step("build", Status.SUCCEEDED),
+          step("push", Status.SUCCEEDED),
+          step("scan", Status.BLOCKED, reason="blocked: 1 vulnerability at or above high"),
+          step("sync", Status.SKIPPED, name="mirror", reason="blocked"),
+          step("trigger", Status.SKIPPED, name="deploy", reason="blocked",
+               detail=TriggerDetail("https://hooks.example"))),
 )
 
 
@@ -124,9 +114,7 @@ def test_statuses_from_record_skip_what_did_not_run() -> None:
         CommitStatus("acr-ci/main/push", "success", "succeeded"),
         CommitStatus("acr-ci/main/scan", "failure", "blocked: 1 vulnerability at or above high"),
     ]
-    long = run_record(
-        image("r", "r/app", ("v1",), None, step("build", Status.FAILED, reason="x" * 300))
-    )
+    long = run_record(image("r", "r/app", ("v1",), None, step("build", Status.FAILED, reason="x" * 300)))
     (s,) = statuses_from_record(long)
     assert len(s.description) == 140 and s.description.endswith("…")
 
@@ -136,36 +124,17 @@ def test_github_statuses_exact_requests(api: FakeApi, record: str) -> None:
         import github  # noqa: F401
     except ImportError:
         skip_or_fail("PyGithub is not installed: pip install PyGithub")
-    env = {
-        "GITHUB_API_URL": api.url,
-        "GITHUB_REPOSITORY": "acme/hello-app",
-        "GITHUB_SHA": SHA,
-        "GITHUB_SERVER_URL": "https://github.com",
-        "GITHUB_RUN_ID": "8912345678",
-    }
+    env = {"GITHUB_API_URL": api.url, "GITHUB_REPOSITORY": "acme/hello-app", "GITHUB_SHA": SHA,
+           "GITHUB_SERVER_URL": "https://github.com", "GITHUB_RUN_ID": "8912345678"}
     assert post_github(TOKEN, env, record_path=record) == 3
     posts = [s for s in api.seen if s.method == "POST"]
     assert [s.path for s in posts] == [f"/repos/acme/hello-app/statuses/{SHA}"] * 3
     target = "https://github.com/acme/hello-app/actions/runs/8912345678"
     assert [s.body for s in posts] == [
-        {
-            "state": "success",
-            "target_url": target,
-            "description": "succeeded",
-            "context": "acr-ci/main/build",
-        },
-        {
-            "state": "success",
-            "target_url": target,
-            "description": "succeeded",
-            "context": "acr-ci/main/push",
-        },
-        {
-            "state": "failure",
-            "target_url": target,
-            "description": "blocked: 1 vulnerability at or above high",
-            "context": "acr-ci/main/scan",
-        },
+        {"state": "success", "target_url": target, "description": "succeeded", "context": "acr-ci/main/build"},
+        {"state": "success", "target_url": target, "description": "succeeded", "context": "acr-ci/main/push"},
+        {"state": "failure", "target_url": target,
+         "description": "blocked: 1 vulnerability at or above high", "context": "acr-ci/main/scan"},
     ]
     assert all(s.headers.get("Authorization") == f"token {TOKEN}" for s in api.seen)
     assert {s.method for s in api.seen} <= {"GET", "POST"}
@@ -176,47 +145,24 @@ def test_gitlab_statuses_exact_requests(api: FakeApi, record: str) -> None:
         import gitlab  # noqa: F401
     except ImportError:
         skip_or_fail("python-gitlab is not installed: pip install python-gitlab")
-    env = {
-        "CI_SERVER_URL": api.url,
-        "CI_PROJECT_ID": "1217",
-        "CI_COMMIT_SHA": SHA,
-        "CI_JOB_URL": "https://gitlab.example.com/acme/app/-/jobs/594603",
-    }
+    env = {"CI_SERVER_URL": api.url, "CI_PROJECT_ID": "1217", "CI_COMMIT_SHA": SHA,
+           "CI_JOB_URL": "https://gitlab.example.com/acme/app/-/jobs/594603"}
     assert post_gitlab(TOKEN, env, record_path=record) == 3
-    assert [(s.method, s.path) for s in api.seen] == [
-        ("POST", f"/api/v4/projects/1217/statuses/{SHA}")
-    ] * 3
+    assert [(s.method, s.path) for s in api.seen] == [("POST", f"/api/v4/projects/1217/statuses/{SHA}")] * 3
     target = "https://gitlab.example.com/acme/app/-/jobs/594603"
     assert [s.body for s in api.seen] == [
-        {
-            "state": "success",
-            "name": "acr-ci/main/build",
-            "description": "succeeded",
-            "target_url": target,
-        },
-        {
-            "state": "success",
-            "name": "acr-ci/main/push",
-            "description": "succeeded",
-            "target_url": target,
-        },
-        {
-            "state": "failed",
-            "name": "acr-ci/main/scan",
-            "description": "blocked: 1 vulnerability at or above high",
-            "target_url": target,
-        },
+        {"state": "success", "name": "acr-ci/main/build", "description": "succeeded", "target_url": target},
+        {"state": "success", "name": "acr-ci/main/push", "description": "succeeded", "target_url": target},
+        {"state": "failed", "name": "acr-ci/main/scan",
+         "description": "blocked: 1 vulnerability at or above high", "target_url": target},
     ]
     assert all(s.headers.get("PRIVATE-TOKEN") == TOKEN for s in api.seen)
 
 
 def test_statuses_need_a_record_and_the_ci_variables(tmp_path: Path) -> None:
     with pytest.raises(StatusError, match="no run record"):
-        post_github(
-            TOKEN,
-            {"GITHUB_API_URL": "x", "GITHUB_REPOSITORY": "a/b", "GITHUB_SHA": SHA},
-            record_path=str(tmp_path / "missing.json"),
-        )
+        post_github(TOKEN, {"GITHUB_API_URL": "x", "GITHUB_REPOSITORY": "a/b", "GITHUB_SHA": SHA},
+                    record_path=str(tmp_path / "missing.json"))
     with pytest.raises(UsageError, match=r"\$CI_PROJECT_ID"):
         post_gitlab(TOKEN, {"CI_SERVER_URL": "x", "CI_COMMIT_SHA": SHA}, record_path="r.json")
 
@@ -227,11 +173,7 @@ def test_unreachable_api_names_no_token(record: str) -> None:
         import gitlab  # noqa: F401
     except ImportError:
         skip_or_fail("PyGithub and python-gitlab are needed: pip install PyGithub python-gitlab")
-    env = {
-        "GITHUB_API_URL": "http://127.0.0.1:1",
-        "GITHUB_REPOSITORY": "acme/app",
-        "GITHUB_SHA": SHA,
-    }
+    env = {"GITHUB_API_URL": "http://127.0.0.1:1", "GITHUB_REPOSITORY": "acme/app", "GITHUB_SHA": SHA}
     with pytest.raises(StatusError, match="cannot reach the GitHub API") as info:
         post_github(TOKEN, env, record_path=record)
     assert TOKEN not in str(info.value)

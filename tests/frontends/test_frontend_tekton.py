@@ -51,25 +51,16 @@ def test_catalog_labels_and_annotations(path: Path) -> None:
     assert doc["apiVersion"] == "tekton.dev/v1"
     meta = doc["metadata"]
     assert meta["labels"]["app.kubernetes.io/version"] == path.parent.name
-    for key in (
-        "tekton.dev/pipelines.minVersion",
-        "tekton.dev/categories",
-        "tekton.dev/tags",
-        "tekton.dev/platforms",
-        "tekton.dev/displayName",
-    ):
+    for key in ("tekton.dev/pipelines.minVersion", "tekton.dev/categories", "tekton.dev/tags",
+                "tekton.dev/platforms", "tekton.dev/displayName"):
         assert meta["annotations"].get(key), f"{path.name}: {key}"
 
 
 def test_tekton_lint_is_clean() -> None:
     everything = sorted((ROOT / "tekton").rglob("*.yaml"))  # Tasks, Pipeline and samples
     assert len(everything) == len(ALL_FILES) * 2
-    p = subprocess.run(
-        [tool("tekton-lint"), "--format", "json", *map(str, everything)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    p = subprocess.run([tool("tekton-lint"), "--format", "json", *map(str, everything)],
+                       capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 0, p.stdout + p.stderr
     assert json.loads(p.stdout) == []
 
@@ -78,12 +69,8 @@ def test_tekton_lint_would_catch_a_spliced_param(tmp_path: Path) -> None:
     """The checker is live: a Task using an undeclared param is reported."""
     bad = tmp_path / "bad.yaml"
     bad.write_text(TASKS["acr-ci-sync"].read_text().replace("$(params.config)", "$(params.nope)"))
-    p = subprocess.run(
-        [tool("tekton-lint"), "--format", "json", str(bad)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    p = subprocess.run([tool("tekton-lint"), "--format", "json", str(bad)], capture_output=True,
+                       text=True, cwd=tmp_path)
     assert any(f["rule"] == "no-undefined-param" for f in json.loads(p.stdout)), p.stdout
 
 
@@ -100,16 +87,9 @@ def strict_schema(definition: str) -> dict[str, Any]:
     text = json.dumps(defs)
     for missing in set(re.findall(r'"#/definitions/([^"]+)"', text)) - set(defs):
         defs[missing] = {}
-    defs["v1.EnvVar"] = {
-        "type": "object",
-        "required": ["name"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string"},
-            "value": {"type": "string"},
-            "valueFrom": {"type": "object"},
-        },
-    }
+    defs["v1.EnvVar"] = {"type": "object", "required": ["name"], "additionalProperties": False,
+                         "properties": {"name": {"type": "string"}, "value": {"type": "string"},
+                                        "valueFrom": {"type": "object"}}}
     defs["v1.ParamValue"] = {"type": ["string", "array", "object"]}
     return {"$ref": f"#/definitions/{definition}", "definitions": defs}
 
@@ -160,9 +140,8 @@ def substitute(value: str, values: dict[str, str]) -> str:
     return VAR.sub(one, value)
 
 
-def run_task(
-    name: str, params: dict[str, str], source: Path, tmp: Path, dockerconfig: Path | None = None
-) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+def run_task(name: str, params: dict[str, str], source: Path, tmp: Path,
+             dockerconfig: Path | None = None) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
     """Run the Task's step as Tekton would (see the module doc); returns the results read back."""
     spec = load_yaml(TASKS[name])["spec"]
     values: dict[str, str] = {}
@@ -181,24 +160,15 @@ def run_task(
     values["workspaces.dockerconfig.bound"] = "true" if dockerconfig else "false"
     values["workspaces.dockerconfig.path"] = str(dockerconfig) if dockerconfig else ""
     (step,) = spec["steps"]
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_", "PARAM_", "DOCKER_CONFIG"))
-    }
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_", "PARAM_", "DOCKER_CONFIG"))}
     base.pop("CI", None)
     env = {**base, **{e["name"]: substitute(e["value"], values) for e in step["env"]}}
     env["PATH"] = python_bin_dir() + os.pathsep + base.get("PATH", "")
     script = tmp / f"{name}.sh"
     script.write_text(step["script"])
-    proc = subprocess.run(
-        ["sh", str(script)],
-        cwd=substitute(step["workingDir"], values),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    proc = subprocess.run(["sh", str(script)], cwd=substitute(step["workingDir"], values), env=env,
+                          capture_output=True, text=True, timeout=900)
     got = {p.name: p.read_text() for p in results_dir.iterdir()}
     return proc, got
 
@@ -215,7 +185,7 @@ build:
       context: hello
       tags: [latest, "${{commit}}"]
       platforms: [linux/amd64]
-      args: {{BASE: "{base or "busybox:stable"}"}}
+      args: {{BASE: "{base or 'busybox:stable'}"}}
 {extra}""")
 
 
@@ -228,9 +198,8 @@ def test_build_task_pushes_and_writes_chains_results(
     shutil.copytree(ROOT / "examples" / "hello", source / "hello")
     image = f"{registry.host}/demo/tekton-build"
     write_config(source, image, base=busybox_base.ref)
-    proc, results = run_task(
-        "acr-ci-build", {"ref": "refs/heads/main", "sha": SHA, "time": TIME}, source, tmp_path
-    )
+    proc, results = run_task("acr-ci-build", {"ref": "refs/heads/main", "sha": SHA, "time": TIME},
+                             source, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     digest = digest_at(registry, "demo/tekton-build", "latest")
     assert digest is not None and digest_at(registry, "demo/tekton-build", SHA[:6]) == digest
@@ -259,35 +228,13 @@ def test_scan_sync_trigger_tasks_on_a_pushed_image(
     try:
         source = tmp_path / "source"
         source.mkdir()
-        (source / "trivy.json").write_text(
-            json.dumps(
-                {
-                    "SchemaVersion": 2,
-                    "ArtifactName": "x",
-                    "ArtifactType": "container_image",
-                    "Results": [
-                        {
-                            "Target": "x",
-                            "Class": "os-pkgs",
-                            "Type": "debian",
-                            "Vulnerabilities": [
-                                {
-                                    "VulnerabilityID": "CVE-2024-3094",
-                                    "PkgName": "xz-utils",
-                                    "InstalledVersion": "5.6.0",
-                                    "FixedVersion": "5.6.1",
-                                    "Severity": "CRITICAL",
-                                }
-                            ],
-                        }
-                    ],
-                }
-            )
-        )
-        write_config(
-            source,
-            f"{target.host}/demo/tekton",
-            extra=f"""scan:
+        (source / "trivy.json").write_text(json.dumps({
+            "SchemaVersion": 2, "ArtifactName": "x", "ArtifactType": "container_image",
+            "Results": [{"Target": "x", "Class": "os-pkgs", "Type": "debian", "Vulnerabilities": [
+                {"VulnerabilityID": "CVE-2024-3094", "PkgName": "xz-utils", "InstalledVersion": "5.6.0",
+                 "FixedVersion": "5.6.1", "Severity": "CRITICAL"}]}],
+        }))
+        write_config(source, f"{target.host}/demo/tekton", extra=f"""scan:
   engine: report
   report: trivy.json
   block: {{severity: high}}
@@ -298,19 +245,14 @@ triggers:
   - name: deploy
     url: {receiver.url("/deploy")}
     on: all
-""",
-        )
+""")
         ref = f"{target.host}/demo/tekton:v1@{digest}"
 
-        proc, results = run_task(
-            "acr-ci-scan", {"image": ref, "non-blocking": "true"}, source, tmp_path
-        )
+        proc, results = run_task("acr-ci-scan", {"image": ref, "non-blocking": "true"}, source, tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert results == {"IMAGE_DIGEST": digest, "BLOCKED": "false", "STATUS": "succeeded"}
 
-        proc, results = run_task(
-            "acr-ci-sync", {"image": ref}, source, tmp_path, dockerconfig=config_dir
-        )
+        proc, results = run_task("acr-ci-sync", {"image": ref}, source, tmp_path, dockerconfig=config_dir)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert results == {"STATUS": "succeeded"}
         assert digest_at(mirror, "vault/tekton", "v1") == digest

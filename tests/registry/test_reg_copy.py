@@ -51,9 +51,7 @@ def skopeo_raw(ref: str, *, authfile: Path | None = None) -> bytes:
 def skopeo_exists(ref: str) -> bool:
     out = subprocess.run(
         ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
-        capture_output=True,
-        check=False,
-        timeout=60,
+        capture_output=True, check=False, timeout=60,
     )
     return out.returncode == 0
 
@@ -74,12 +72,8 @@ def ref(server: RegistryServer | FaultProxy, path: str) -> Reference:
 def test_push_layout_then_read_back_with_skopeo_and_oras(
     registry: RegistryServer, oci_layout_factory: LayoutFactory, tmp_path: Path, media: str
 ) -> None:
-    layout = oci_layout_factory(
-        platforms=["linux/amd64", "linux/arm64"],
-        layer_sizes=[300_000, 1_200_000],
-        seed=11,
-        media=media,
-    )
+    layout = oci_layout_factory(platforms=["linux/amd64", "linux/arm64"], layer_sizes=[300_000, 1_200_000],
+                                seed=11, media=media)
     dst = ref(registry, f"push/{media}")
     with client() as c:
         result = c.push_layout(layout.path, dst, ["v1", "stable"])
@@ -92,17 +86,9 @@ def test_push_layout_then_read_back_with_skopeo_and_oras(
     # skopeo pulls everything back (dir: keeps every manifest and blob as served), verifying blobs.
     out = tmp_path / "skopeo-out"
     done = subprocess.run(
-        [
-            "skopeo",
-            "copy",
-            "--all",
-            "--src-tls-verify=false",
-            f"docker://{registry.host}/push/{media}:v1",
-            f"dir:{out}",
-        ],
-        capture_output=True,
-        check=False,
-        timeout=120,
+        ["skopeo", "copy", "--all", "--src-tls-verify=false",
+         f"docker://{registry.host}/push/{media}:v1", f"dir:{out}"],
+        capture_output=True, check=False, timeout=120,
     )
     assert done.returncode == 0, done.stderr.decode()
     assert sha((out / "manifest.json").read_bytes()) == layout.index_digest
@@ -115,10 +101,8 @@ def test_push_layout_then_read_back_with_skopeo_and_oras(
 
     oras_reg = oras.provider.Registry(hostname=registry.host, insecure=True)
     container = f"{registry.host}/push/{media}:v1"
-    got = oras_reg.get_manifest(
-        container,
-        allowed_media_type=[OCI_INDEX, "application/vnd.docker.distribution.manifest.list.v2+json"],
-    )
+    got = oras_reg.get_manifest(container, allowed_media_type=[
+        OCI_INDEX, "application/vnd.docker.distribution.manifest.list.v2+json"])
     assert sorted(m["digest"] for m in got["manifests"]) == sorted(layout.manifests.values())
     layer = layout.layers["linux/arm64"][1]
     target = tmp_path / "oras-layer"
@@ -126,9 +110,7 @@ def test_push_layout_then_read_back_with_skopeo_and_oras(
     assert sha(target.read_bytes()) == layer
 
 
-def test_single_manifest_layout_and_tag_digest(
-    registry: RegistryServer, oci_layout_factory: LayoutFactory
-) -> None:
+def test_single_manifest_layout_and_tag_digest(registry: RegistryServer, oci_layout_factory: LayoutFactory) -> None:
     layout = oci_layout_factory(platforms=["linux/amd64"], wrap_index=False, seed=3)
     dst = ref(registry, "single/app")
     with client() as c:
@@ -168,19 +150,9 @@ def test_copy_what_skopeo_pushed_is_byte_exact(
     layout = oci_layout_factory(platforms=["linux/amd64", "linux/arm64", "linux/arm/v7"], seed=21)
     # skopeo converts to Docker schema 2 on the way: manifests serialized by skopeo, not by us.
     done = subprocess.run(
-        [
-            "skopeo",
-            "copy",
-            "--all",
-            "--format",
-            "v2s2",
-            "--dest-tls-verify=false",
-            f"oci:{layout.path}:{layout.tag}",
-            f"docker://{src.host}/from/skopeo:v1",
-        ],
-        capture_output=True,
-        check=False,
-        timeout=120,
+        ["skopeo", "copy", "--all", "--format", "v2s2", "--dest-tls-verify=false",
+         f"oci:{layout.path}:{layout.tag}", f"docker://{src.host}/from/skopeo:v1"],
+        capture_output=True, check=False, timeout=120,
     )
     assert done.returncode == 0, done.stderr.decode()
     source_bytes = skopeo_raw(f"{src.host}/from/skopeo:v1")
@@ -190,20 +162,14 @@ def test_copy_what_skopeo_pushed_is_byte_exact(
     assert result.digest == sha(source_bytes)
     children = json.loads(source_bytes)["manifests"]
     assert len(children) == 3
-    assert (
-        json.loads(source_bytes)["mediaType"]
-        == "application/vnd.docker.distribution.manifest.list.v2+json"
-    )
+    assert json.loads(source_bytes)["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
     for child in children:
         digest = child["digest"]
-        assert skopeo_raw(f"{dst.host}/to/copy@{digest}") == skopeo_raw(
-            f"{src.host}/from/skopeo@{digest}"
-        )
+        assert skopeo_raw(f"{dst.host}/to/copy@{digest}") == skopeo_raw(f"{src.host}/from/skopeo@{digest}")
 
 
 def test_rerun_sends_almost_nothing(
-    registry_factory: Callable[..., RegistryServer],
-    oci_layout_factory: LayoutFactory,
+    registry_factory: Callable[..., RegistryServer], oci_layout_factory: LayoutFactory,
     fault_proxy_factory: ProxyFactory,
 ) -> None:
     src, dst = registry_factory(), registry_factory()
@@ -252,34 +218,24 @@ def test_platform_selection(
     layout = oci_layout_factory(platforms=["linux/amd64", "linux/arm64", "linux/arm/v7"], seed=51)
     with client() as c:
         c.push_layout(layout.path, ref(registry, "plat/src"), ["v1"])
-        result = c.copy(
-            ref(registry, "plat/src:v1"),
-            ref(registry, f"plat/{expect}:v1"),
-            platforms=[Platform.parse(p) for p in wanted],
-        )
+        result = c.copy(ref(registry, "plat/src:v1"), ref(registry, f"plat/{expect}:v1"),
+                        platforms=[Platform.parse(p) for p in wanted])
     served = skopeo_raw(f"{registry.host}/plat/{expect}:v1")
     assert sha(served) == result.digest
     if expect == "single":
         assert result.digest == layout.manifests["linux/arm64"]
     else:
         doc = json.loads(served)
-        assert sorted(m["digest"] for m in doc["manifests"]) == sorted(
-            layout.manifests[p] for p in wanted
-        )
+        assert sorted(m["digest"] for m in doc["manifests"]) == sorted(layout.manifests[p] for p in wanted)
 
 
-def test_unknown_platform_is_not_found(
-    registry: RegistryServer, oci_layout_factory: LayoutFactory
-) -> None:
+def test_unknown_platform_is_not_found(registry: RegistryServer, oci_layout_factory: LayoutFactory) -> None:
     layout = oci_layout_factory(seed=52)
     with client() as c:
         c.push_layout(layout.path, ref(registry, "plat/none"), ["v1"])
         with pytest.raises(NotFoundError) as info:
-            c.copy(
-                ref(registry, "plat/none:v1"),
-                ref(registry, "plat/none2:v1"),
-                platforms=[Platform.parse("windows/amd64")],
-            )
+            c.copy(ref(registry, "plat/none:v1"), ref(registry, "plat/none2:v1"),
+                   platforms=[Platform.parse("windows/amd64")])
     assert "linux/amd64" in (info.value.hint or "")
 
 
@@ -293,10 +249,7 @@ def test_save_to_layout_and_push_back(
         c.copy(ref(registry, "save/src:v1"), LayoutReference(str(saved), "kept"))
         c.push_layout(LayoutReference(str(saved), "kept"), ref(registry, "save/back"), ["v2"])
     inspected = subprocess.run(
-        ["skopeo", "inspect", "--raw", f"oci:{saved}:kept"],
-        capture_output=True,
-        check=True,
-        timeout=60,
+        ["skopeo", "inspect", "--raw", f"oci:{saved}:kept"], capture_output=True, check=True, timeout=60
     )
     assert sha(inspected.stdout) == layout.index_digest
     assert sha(skopeo_raw(f"{registry.host}/save/back:v2")) == layout.index_digest
@@ -320,11 +273,7 @@ def _push_signature(repo: RegistryRepository, subject: Manifest, payload: bytes)
         "artifactType": "application/vnd.example.signature",
         "config": empty_desc.to_json(),
         "layers": [layer.to_json()],
-        "subject": {
-            "mediaType": subject.media_type,
-            "digest": subject.digest,
-            "size": subject.size,
-        },
+        "subject": {"mediaType": subject.media_type, "digest": subject.digest, "size": subject.size},
     }
     data = json.dumps(doc).encode()
     artifact = Manifest(data=data, media_type=OCI_MANIFEST, digest=sha256_digest(data))
@@ -334,8 +283,7 @@ def _push_signature(repo: RegistryRepository, subject: Manifest, payload: bytes)
 
 
 def test_copy_with_referrers(
-    registry_factory: Callable[..., RegistryServer],
-    oci_layout_factory: LayoutFactory,
+    registry_factory: Callable[..., RegistryServer], oci_layout_factory: LayoutFactory,
     fault_proxy_factory: ProxyFactory,
 ) -> None:
     src, dst = registry_factory(), registry_factory()
@@ -365,9 +313,7 @@ def test_copy_with_referrers(
 # -- delete ----------------------------------------------------------------------
 
 
-def test_delete_by_digest_then_404(
-    registry: RegistryServer, oci_layout_factory: LayoutFactory
-) -> None:
+def test_delete_by_digest_then_404(registry: RegistryServer, oci_layout_factory: LayoutFactory) -> None:
     layout = oci_layout_factory(seed=81)
     dst = ref(registry, "del/app")
     with client() as c:
@@ -400,11 +346,8 @@ def test_delete_disabled_is_denied(
 
 @pytest.mark.parametrize("kind", ["basic", "token"])
 def test_auth_registry_with_docker_config(
-    registry_factory: Callable[..., RegistryServer],
-    oci_layout_factory: LayoutFactory,
-    docker_config: Callable[..., Path],
-    kind: str,
-    caplog: pytest.LogCaptureFixture,
+    registry_factory: Callable[..., RegistryServer], oci_layout_factory: LayoutFactory,
+    docker_config: Callable[..., Path], kind: str, caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     server = registry_factory(kind=kind)
@@ -418,10 +361,7 @@ def test_auth_registry_with_docker_config(
         copied = c.copy(ref(server, "auth/app:v1"), ref(server, "auth/other:v1"))
     assert result.digest == copied.digest == layout.index_digest
     assert copied.blobs_mounted > 0
-    assert (
-        sha(skopeo_raw(f"{server.host}/auth/other:v1", authfile=config_dir / "config.json"))
-        == result.digest
-    )
+    assert sha(skopeo_raw(f"{server.host}/auth/other:v1", authfile=config_dir / "config.json")) == result.digest
     if server.token_server is not None:
         # tokens are cached per scope: one per distinct scope set, not one per request
         assert server.token_server.requests <= 6, [r.scopes for r in server.token_server.log]
@@ -435,45 +375,27 @@ def test_auth_registry_with_docker_config(
     with client(credentials=bad) as c, pytest.raises(UnauthorizedError) as info:
         c.get_manifest(ref(server, "auth/app:v1"))
     # Anonymous: also refused.
-    with (
-        client(credentials=DockerConfigCredentials(paths=[])) as c,
-        pytest.raises(UnauthorizedError),
-    ):
+    with client(credentials=DockerConfigCredentials(paths=[])) as c, pytest.raises(UnauthorizedError):
         c.get_manifest(ref(server, "auth/app:v1"))
     captured = capsys.readouterr()
-    texts = [
-        info.value.diagnostics(),
-        repr(info.value),
-        str(info.value),
-        caplog.text,
-        captured.out,
-        captured.err,
-    ]
+    texts = [info.value.diagnostics(), repr(info.value), str(info.value), caplog.text, captured.out, captured.err]
     for text in texts:
         assert password not in text and wrong not in text
 
 
 @pytest.mark.parametrize("seed", [7, 8, 9])
 def test_faults_injected_copy_still_correct(
-    registry_factory: Callable[..., RegistryServer],
-    oci_layout_factory: LayoutFactory,
-    fault_proxy_factory: ProxyFactory,
-    seed: int,
+    registry_factory: Callable[..., RegistryServer], oci_layout_factory: LayoutFactory,
+    fault_proxy_factory: ProxyFactory, seed: int,
 ) -> None:
     src, dst = registry_factory(), registry_factory()
     layout = oci_layout_factory(layer_sizes=[2 * MiB, 300_000], seed=101)
-    up = fault_proxy_factory(
-        src,
-        fault_rate=0.25,
-        seed=seed,
-        retry_after=0,
-        faults=["500", "429", "drop_request", "drop_response"],
-    )
+    up = fault_proxy_factory(src, fault_rate=0.25, seed=seed, retry_after=0,
+                             faults=["500", "429", "drop_request", "drop_response"])
     with client() as c:
         c.push_layout(layout.path, ref(up, "fault/app"), ["v1"])
-    down = fault_proxy_factory(
-        src, fault_rate=0.25, seed=seed + 100, retry_after=0, faults=["500", "429", "drop_response"]
-    )
+    down = fault_proxy_factory(src, fault_rate=0.25, seed=seed + 100, retry_after=0,
+                               faults=["500", "429", "drop_response"])
     with client() as c:
         result = c.copy(ref(down, "fault/app:v1"), ref(dst, "fault/app:v1"))
     assert up.faults_injected > 0 and down.faults_injected > 0
@@ -495,11 +417,8 @@ def test_missing_things_are_typed_errors(registry: RegistryServer, tmp_path: Pat
         assert "not an OCI image layout" in info2.value.message
 
 
-@pytest.mark.parametrize(
-    ("content", "chunk_size"),
-    [(b"", MiB), (b"x" * 10, 4), (b"{}", MiB)],
-    ids=["empty", "chunked-small", "tiny"],
-)
+@pytest.mark.parametrize(("content", "chunk_size"), [(b"", MiB), (b"x" * 10, 4), (b"{}", MiB)],
+                         ids=["empty", "chunked-small", "tiny"])
 def test_blob_edge_sizes(registry: RegistryServer, content: bytes, chunk_size: int) -> None:
     from acr_ci.registry.media import Descriptor
 
@@ -512,9 +431,9 @@ def test_blob_edge_sizes(registry: RegistryServer, content: bytes, chunk_size: i
     assert got.status_code == 200 and got.content == content
 
 
+
 def test_rejected_token_is_refreshed_once(
-    registry_factory: Callable[..., RegistryServer],
-    oci_layout_factory: LayoutFactory,
+    registry_factory: Callable[..., RegistryServer], oci_layout_factory: LayoutFactory,
     docker_config: Callable[..., Path],
 ) -> None:
     server = registry_factory(kind="token")
@@ -544,10 +463,7 @@ def test_netrc_is_never_used(
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     monkeypatch.setenv("HOME", str(tmp_path))
-    with (
-        client(credentials=DockerConfigCredentials(paths=[])) as c,
-        pytest.raises(UnauthorizedError),
-    ):
+    with client(credentials=DockerConfigCredentials(paths=[])) as c, pytest.raises(UnauthorizedError):
         c.list_tags(ref(server, "netrc/app"))
 
 
@@ -557,12 +473,7 @@ def test_failed_blob_leaves_no_manifest_or_tag(
     layout = oci_layout_factory(seed=121, layer_sizes=[MiB, 1000])
     big = layout.layers["linux/arm64"][0]
     # Every upload of one layer fails; everything else goes through.
-    proxy = fault_proxy_factory(
-        registry,
-        fault_rate=1.0,
-        faults=["500"],
-        match=rf"^PUT .*digest=sha256(%3A|:){big.split(':')[1]}",
-    )
+    proxy = fault_proxy_factory(registry, fault_rate=1.0, faults=["500"], match=rf"^PUT .*digest=sha256(%3A|:){big.split(':')[1]}")
     with client(retry=RetryPolicy(attempts=2, base_delay=0.01)) as c, pytest.raises(AcrError):
         c.push_layout(layout.path, ref(proxy, "half/app"), ["v1"])
     assert proxy.faults_injected >= 2

@@ -29,9 +29,7 @@ def push_immutable(client: Client, layout: Layout, repo: Reference, tags: list[s
 def served_digest(ref: str) -> str | None:
     out = subprocess.run(
         ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
-        capture_output=True,
-        check=False,
-        timeout=60,
+        capture_output=True, check=False, timeout=60,
     )
     if out.returncode != 0:
         return None

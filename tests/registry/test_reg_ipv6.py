@@ -46,9 +46,7 @@ def ipv6_registry(tmp_path: Path) -> Iterator[str]:
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(
-                    f"IPv6 registry did not start: {(tmp_path / 'registry.log').read_text()[-2000:]}"
-                )
+                pytest.fail(f"IPv6 registry did not start: {(tmp_path / 'registry.log').read_text()[-2000:]}")
             time.sleep(0.1)
         yield host
     finally:
@@ -60,20 +58,14 @@ def ipv6_registry(tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def test_push_and_copy_over_ipv6(
-    ipv6_registry: str, oci_layout_factory: Callable[..., Layout]
-) -> None:
+def test_push_and_copy_over_ipv6(ipv6_registry: str, oci_layout_factory: Callable[..., Layout]) -> None:
     layout = oci_layout_factory(seed=7)
     with Client() as c:
         c.push_layout(layout.path, Reference.parse(f"{ipv6_registry}/v6/app"), ["v1"])
-        result = c.copy(
-            Reference.parse(f"{ipv6_registry}/v6/app:v1"),
-            Reference.parse(f"{ipv6_registry}/v6/b:v2"),
-        )
+        result = c.copy(Reference.parse(f"{ipv6_registry}/v6/app:v1"), Reference.parse(f"{ipv6_registry}/v6/b:v2"))
     assert result.digest == layout.index_digest and result.blobs_mounted > 0
     served = requests.get(
         f"http://{ipv6_registry}/v2/v6/b/manifests/v2",
-        headers={"Accept": "application/vnd.oci.image.index.v1+json"},
-        timeout=30,
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"}, timeout=30,
     )
     assert "sha256:" + hashlib.sha256(served.content).hexdigest() == layout.index_digest

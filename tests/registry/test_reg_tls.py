@@ -65,9 +65,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def tls_registry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[RegistryServer, Path]]:
+def tls_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RegistryServer, Path]]:
     cert, key = self_signed(tmp_path)
     server = RegistryServer(tmp_path / "registry", tls=(cert, key)).start()
     real_getaddrinfo = socket.getaddrinfo
@@ -94,9 +92,7 @@ def test_an_untrusted_certificate_is_refused(
         client.push_layout(LayoutReference(str(layout.path)), target, ["v1"])
     text = info.value.diagnostics()
     assert "TLS error" in text, text
-    assert "certificate is not trusted" in text and "--insecure" in text, (
-        "the hint says why, and the ways out"
-    )
+    assert "certificate is not trusted" in text and "--insecure" in text, "the hint says why, and the ways out"
     # the registry saw the handshake fail (its log line may land a moment later under
     # load: wait for it, bounded), and nothing was written
     deadline = time.monotonic() + 10

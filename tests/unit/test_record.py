@@ -58,49 +58,21 @@ def step(kind: str, status: Status, *, at: int = 0, **kw: object) -> StepRecord:
 
 
 SCAN = ScanDetail(
-    image=f"{PLAN.image}@{DIGEST}",
-    scanner="report",
-    mode=ScanMode.BLOCKING,
-    counts={"critical": 1, "high": 0},
-    findings=1,
-    vulnerabilities=1,
-    blocking=("CVE-2024-3094",),
-    would_block=True,
+    image=f"{PLAN.image}@{DIGEST}", scanner="report", mode=ScanMode.BLOCKING, counts={"critical": 1, "high": 0},
+    findings=1, vulnerabilities=1, blocking=("CVE-2024-3094",), would_block=True,
     verdict="1 critical finding at or above high",
 )
 
 
-def full_steps(
-    scan: Status = Status.SUCCEEDED, sync: Status = Status.SUCCEEDED
-) -> tuple[StepRecord, ...]:
+def full_steps(scan: Status = Status.SUCCEEDED, sync: Status = Status.SUCCEEDED) -> tuple[StepRecord, ...]:
     return (
-        step(
-            "build",
-            Status.SUCCEEDED,
-            detail=BuildDetail(
-                builder="buildah", digest=DIGEST, platforms={"linux/amd64": DIGEST}, seconds=1.5
-            ),
-        ),
-        step(
-            "push",
-            Status.SUCCEEDED,
-            at=2,
-            detail=PushDetail(
-                digest=DIGEST,
-                tags=("latest", "aaaaaa"),
-                images=PLAN.images,
-                bytes_sent=0,
-                blobs_copied=0,
-                blobs_skipped=0,
-            ),
-        ),
-        step(
-            "scan",
-            scan,
-            at=4,
-            detail=SCAN,
-            reason="1 critical finding at or above high" if scan is Status.BLOCKED else None,
-        ),
+        step("build", Status.SUCCEEDED,
+             detail=BuildDetail(builder="buildah", digest=DIGEST, platforms={"linux/amd64": DIGEST}, seconds=1.5)),
+        step("push", Status.SUCCEEDED, at=2,
+             detail=PushDetail(digest=DIGEST, tags=("latest", "aaaaaa"), images=PLAN.images, bytes_sent=0,
+                               blobs_copied=0, blobs_skipped=0)),
+        step("scan", scan, at=4, detail=SCAN,
+             reason="1 critical finding at or above high" if scan is Status.BLOCKED else None),
         step(
             "sync",
             sync,
@@ -120,15 +92,7 @@ def full_steps(
             detail=TriggerDetail(
                 target="https://hooks.example.com",
                 http_status=200,
-                deliveries=(
-                    Delivery(
-                        tag="latest",
-                        status=Status.SUCCEEDED,
-                        http_status=200,
-                        attempts=1,
-                        signed=True,
-                    ),
-                ),
+                deliveries=(Delivery(tag="latest", status=Status.SUCCEEDED, http_status=200, attempts=1, signed=True),),
             ),
         ),
     )
@@ -136,11 +100,7 @@ def full_steps(
 
 def run(*images: ImageRecord) -> RunRecord:
     return RunRecord(
-        ref=REF,
-        plans=(PLAN,),
-        images=images,
-        started=T0,
-        finished=T0 + timedelta(seconds=12),
+        ref=REF, plans=(PLAN,), images=images, started=T0, finished=T0 + timedelta(seconds=12),
         config=".acr-ci.yml",
     )
 
@@ -153,21 +113,15 @@ EXITS = [
     ("all-ok", [full_steps()], Status.SUCCEEDED, EXIT_OK),
     ("sync-failed", [full_steps(sync=Status.FAILED)], Status.FAILED, EXIT_FAILED),
     ("blocked", [full_steps(scan=Status.BLOCKED)], Status.BLOCKED, EXIT_BLOCKED),
-    (
-        "blocked-wins-over-failed",
-        [full_steps(sync=Status.FAILED), full_steps(scan=Status.BLOCKED)],
-        Status.BLOCKED,
-        EXIT_BLOCKED,
-    ),
+    ("blocked-wins-over-failed", [full_steps(sync=Status.FAILED), full_steps(scan=Status.BLOCKED)],
+     Status.BLOCKED, EXIT_BLOCKED),
     ("skipped-scan-is-ok", [full_steps(scan=Status.SKIPPED)], Status.SUCCEEDED, EXIT_OK),
     ("nothing-built", [], Status.SKIPPED, EXIT_OK),
 ]
 
 
 @pytest.mark.parametrize(("case", "images", "status", "code"), EXITS, ids=[c[0] for c in EXITS])
-def test_status_and_exit_code(
-    case: str, images: list[tuple[StepRecord, ...]], status: Status, code: int
-) -> None:
+def test_status_and_exit_code(case: str, images: list[tuple[StepRecord, ...]], status: Status, code: int) -> None:
     record = run(*(img(s, rule=f"r{i}") for i, s in enumerate(images)))
     assert record.status is status
     assert record.exit_code == code
@@ -193,10 +147,7 @@ BAD_DOCS = [
     ("bad-status", lambda d: d["images"][0]["steps"][0].update(status="ok")),
     ("missing-finished", lambda d: d["images"][0]["steps"][0].pop("finished")),
     ("blocked-non-scan", lambda d: d["images"][0]["steps"][0].update(status="blocked")),
-    (
-        "tokened-target",
-        lambda d: d["images"][0]["steps"][4]["detail"].update(target="https://h/x?token=1"),
-    ),
+    ("tokened-target", lambda d: d["images"][0]["steps"][4]["detail"].update(target="https://h/x?token=1")),
     ("bad-digest", lambda d: d["images"][0].update(digest="sha256:xyz")),
     ("bad-exit", lambda d: d.update(exit_code=2)),
 ]
@@ -216,20 +167,9 @@ def test_urls_in_detail_and_reasons_are_cut_to_origin() -> None:
         Status.FAILED,
         name="t",
         reason="POST https://hooks.example.com/deploy/SECRET?token=SECRET failed",
-        detail=TriggerDetail(
-            target="https://user:SECRET@hooks.example.com/p?token=SECRET",
-            http_status=None,
-            deliveries=(
-                Delivery(
-                    tag="latest",
-                    status=Status.FAILED,
-                    http_status=None,
-                    attempts=1,
-                    signed=False,
-                    reason="POST http://127.0.0.1:8080/SECRET: refused",
-                ),
-            ),
-        ),
+        detail=TriggerDetail(target="https://user:SECRET@hooks.example.com/p?token=SECRET", http_status=None,
+                             deliveries=(Delivery(tag="latest", status=Status.FAILED, http_status=None, attempts=1,
+                                                  signed=False, reason="POST http://127.0.0.1:8080/SECRET: refused"),)),
     )
     record = run(img((s,)))
     text = json.dumps(record.to_json()) + summary_markdown(record)
@@ -255,17 +195,13 @@ def test_write_to_an_unwritable_place_is_a_one_line_error(tmp_path: Path) -> Non
 
 
 def test_summary_markdown() -> None:
-    record = run(
-        img(full_steps(sync=Status.FAILED)), img(full_steps(scan=Status.BLOCKED), rule="release")
-    )
+    record = run(img(full_steps(sync=Status.FAILED)), img(full_steps(scan=Status.BLOCKED), rule="release"))
     md = summary_markdown(record)
     lines = md.splitlines()
     assert lines[0] == "### acr-ci run: ⛔ blocked"
     header = next(i for i, line in enumerate(lines) if line.startswith("| rule | image"))
     rows = lines[header + 2 : header + 4]
-    assert rows[0].startswith(
-        "| main | `reg.example.com/team/app` | `latest`, `aaaaaa` | `sha256:cdcdcdcdcdcd` |"
-    )
+    assert rows[0].startswith("| main | `reg.example.com/team/app` | `latest`, `aaaaaa` | `sha256:cdcdcdcdcdcd` |")
     assert "❌ 1" in rows[0]  # the failed mirror
     assert "⛔ blocked" in rows[1]
     assert any("sync mirror-a" in line and "connection refused" in line for line in lines)
@@ -305,14 +241,8 @@ def test_every_kind_of_detail_round_trips() -> None:
     from acr_ci.record import GateFailure, NoDetail, SyncCopy
     from acr_ci.scan.gate import GateResult
 
-    gate = GateResult(
-        image=f"{PLAN.image}@{DIGEST}",
-        tags=("latest",),
-        backup=f"r/q@{DIGEST}",
-        backup_tags=("latest",),
-        deleted=True,
-        deleted_children=(DIGEST,),
-    )
+    gate = GateResult(image=f"{PLAN.image}@{DIGEST}", tags=("latest",), backup=f"r/q@{DIGEST}",
+                      backup_tags=("latest",), deleted=True, deleted_children=(DIGEST,))
     steps = (
         step("build", Status.FAILED, reason="buildah exited 1"),
         step("push", Status.SKIPPED, reason="skipped: build failed"),
@@ -320,30 +250,11 @@ def test_every_kind_of_detail_round_trips() -> None:
         step("scan", Status.BLOCKED, reason="blocked", detail=replace(SCAN, gate=gate)),
         step("scan", Status.SUCCEEDED, detail=replace(SCAN, mode=ScanMode.NON_BLOCKING)),
         step("sync", Status.SKIPPED, name="s", detail=SyncDetail("m.example/app")),
-        step(
-            "sync",
-            Status.FAILED,
-            name="g",
-            reason="boom",
-            detail=SyncDetail("m.example/app", tags=()),
-        ),
-        step(
-            "sync",
-            Status.SUCCEEDED,
-            name="full",
-            detail=SyncDetail(
-                "m.example/app",
-                tags=(
-                    TagSync("latest", DIGEST, Status.SKIPPED, "already present with this digest"),
-                ),
-                copied=SyncCopy(
-                    bytes_sent=10, blobs_copied=1, blobs_skipped=2, referrers=(DIGEST,)
-                ),
-            ),
-        ),
-        step(
-            "trigger", Status.SKIPPED, name="t", detail=TriggerDetail("https://hooks.example.com")
-        ),
+        step("sync", Status.FAILED, name="g", reason="boom", detail=SyncDetail("m.example/app", tags=())),
+        step("sync", Status.SUCCEEDED, name="full", detail=SyncDetail(
+            "m.example/app", tags=(TagSync("latest", DIGEST, Status.SKIPPED, "already present with this digest"),),
+            copied=SyncCopy(bytes_sent=10, blobs_copied=1, blobs_skipped=2, referrers=(DIGEST,)))),
+        step("trigger", Status.SKIPPED, name="t", detail=TriggerDetail("https://hooks.example.com")),
     )
     doc = run(img(steps)).to_json()
     assert doc["images"][0]["steps"][0]["detail"] == {}
@@ -359,12 +270,8 @@ def test_every_kind_of_detail_round_trips() -> None:
 
 def test_durations_are_those_of_the_written_times() -> None:
     # 0.0009 → 0.0011 s: written as .000 and .001, so the duration read back is 0.001
-    s = StepRecord(
-        step="build",
-        status=Status.FAILED,
-        started=T0 + timedelta(microseconds=900),
-        finished=T0 + timedelta(microseconds=1100),
-    )
+    s = StepRecord(step="build", status=Status.FAILED, started=T0 + timedelta(microseconds=900),
+                   finished=T0 + timedelta(microseconds=1100))
     doc = run(img((s,))).to_json()
     assert doc["images"][0]["steps"][0]["duration"] == 0.001
     assert RunRecord.from_json(doc).to_json() == doc
@@ -373,50 +280,18 @@ def test_durations_are_those_of_the_written_times() -> None:
 NOT_RECORDS = [
     ("schema", lambda d: d.update(exit_code=2), "does not match its schema"),
     ("status-lies", lambda d: d.update(status="succeeded", exit_code=0), "its images say blocked"),
-    (
-        "image-status-lies",
-        lambda d: d["images"][0].update(status="succeeded"),
-        "its steps say blocked",
-    ),
-    (
-        "unknown-detail-key",
-        lambda d: d["images"][0]["steps"][0]["detail"].update(extra=1),
-        "unexpected key 'extra'",
-    ),
-    (
-        "wrong-type",
-        lambda d: d["images"][0]["steps"][1]["detail"].update(bytes_sent="0"),
-        "not an integer",
-    ),
-    (
-        "bool-is-no-int",
-        lambda d: d["images"][0]["steps"][1]["detail"].update(bytes_sent=True),
-        "not an integer",
-    ),
-    (
-        "missing",
-        lambda d: d["images"][0]["steps"][2]["detail"].pop("verdict"),
-        "'verdict' is missing",
-    ),
-    (
-        "bad-mode",
-        lambda d: d["images"][0]["steps"][2]["detail"].update(mode="loud"),
-        "not a scan mode",
-    ),
-    (
-        "plan-images",
-        lambda d: d["plan"][0].update(images=["x:y", "x:z"]),
-        "not one repo:tag per tag",
-    ),
+    ("image-status-lies", lambda d: d["images"][0].update(status="succeeded"), "its steps say blocked"),
+    ("unknown-detail-key", lambda d: d["images"][0]["steps"][0]["detail"].update(extra=1), "unexpected key 'extra'"),
+    ("wrong-type", lambda d: d["images"][0]["steps"][1]["detail"].update(bytes_sent="0"), "not an integer"),
+    ("bool-is-no-int", lambda d: d["images"][0]["steps"][1]["detail"].update(bytes_sent=True), "not an integer"),
+    ("missing", lambda d: d["images"][0]["steps"][2]["detail"].pop("verdict"), "'verdict' is missing"),
+    ("bad-mode", lambda d: d["images"][0]["steps"][2]["detail"].update(mode="loud"), "not a scan mode"),
+    ("plan-images", lambda d: d["plan"][0].update(images=["x:y", "x:z"]), "not one repo:tag per tag"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "mutate", "message"), NOT_RECORDS, ids=[c[0] for c in NOT_RECORDS]
-)
-def test_from_json_refuses_what_it_could_not_write_back(
-    case: str, mutate: object, message: str
-) -> None:
+@pytest.mark.parametrize(("case", "mutate", "message"), NOT_RECORDS, ids=[c[0] for c in NOT_RECORDS])
+def test_from_json_refuses_what_it_could_not_write_back(case: str, mutate: object, message: str) -> None:
     doc = run(img(full_steps(scan=Status.BLOCKED))).to_json()
     mutate(doc)  # type: ignore[operator]
     with pytest.raises(RecordError, match=re.escape(message)):

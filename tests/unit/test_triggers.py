@@ -69,28 +69,16 @@ def image(*tags: str, repository: str = "registry.example.com/team/app") -> Push
 
 SELECTION = [
     ("all", {"on": TriggerOn.ALL}, ("latest", "v1.2", "abc123"), ("latest", "v1.2", "abc123")),
-    (
-        "regexp-whole",
-        {"on": TriggerOn.REGEXP, "match": r"v\d+.*"},
-        ("latest", "v1.2", "xv1"),
-        ("v1.2",),
-    ),
+    ("regexp-whole", {"on": TriggerOn.REGEXP, "match": r"v\d+.*"}, ("latest", "v1.2", "xv1"), ("v1.2",)),
     ("regexp-not-prefix", {"on": TriggerOn.REGEXP, "match": r"v\d"}, ("v1", "v12"), ("v1",)),
-    (
-        "tags-list",
-        {"on": TriggerOn.TAGS, "tags": ("latest", "stable")},
-        ("latest", "v1", "stable"),
-        ("latest", "stable"),
-    ),
+    ("tags-list", {"on": TriggerOn.TAGS, "tags": ("latest", "stable")}, ("latest", "v1", "stable"), ("latest", "stable")),
     ("tags-none", {"on": TriggerOn.TAGS, "tags": ("stable",)}, ("latest", "v1"), ()),
     ("duplicates", {"on": TriggerOn.ALL}, ("a", "a", "b"), ("a", "b")),
 ]
 
 
 @pytest.mark.parametrize(("case", "kw", "tags", "want"), SELECTION, ids=[c[0] for c in SELECTION])
-def test_selected_tags(
-    case: str, kw: dict[str, Any], tags: tuple[str, ...], want: tuple[str, ...]
-) -> None:
+def test_selected_tags(case: str, kw: dict[str, Any], tags: tuple[str, ...], want: tuple[str, ...]) -> None:
     assert selected_tags(trig("https://h.example/x", **kw), tags) == want
 
 
@@ -101,26 +89,16 @@ def test_one_post_per_selected_tag_per_mode(receiver: WebhookReceiver) -> None:
         trig(receiver.url("/list"), "list", on=TriggerOn.TAGS, tags=("stable", "latest")),
         trig(receiver.url("/none"), "none", on=TriggerOn.TAGS, tags=("nope",)),
     ]
-    results = fire(
-        triggers, image("latest", "v1.2", "v1.2-rc", "3f2a1b"), sender=Sender(sleep=Sleeps())
-    )
+    results = fire(triggers, image("latest", "v1.2", "v1.2-rc", "3f2a1b"), sender=Sender(sleep=Sleeps()))
     assert [r.name for r in results] == ["all", "re", "list", "none"]
-    sent = {
-        p: [r.json()["push_data"]["tag"] for r in receiver.to(p)]
-        for p in ("/all", "/re", "/list", "/none")
-    }
+    sent = {p: [r.json()["push_data"]["tag"] for r in receiver.to(p)] for p in ("/all", "/re", "/list", "/none")}
     assert sent == {
         "/all": ["latest", "v1.2", "v1.2-rc", "3f2a1b"],
         "/re": ["v1.2"],
         "/list": ["latest"],
         "/none": [],
     }
-    assert [r.status for r in results] == [
-        Status.SUCCEEDED,
-        Status.SUCCEEDED,
-        Status.SUCCEEDED,
-        Status.SKIPPED,
-    ]
+    assert [r.status for r in results] == [Status.SUCCEEDED, Status.SUCCEEDED, Status.SUCCEEDED, Status.SKIPPED]
     assert results[0].http_status == 200
 
 
@@ -154,20 +132,12 @@ PAYLOAD_NAMES = [
     ("deep", "reg.example.com/a/b/app", "a/b", "app", ""),
     ("no-namespace", "reg.example.com:5000/app", "", "app", ""),
     ("acr-public", "registry.cn-hangzhou.aliyuncs.com/ns/app", "ns", "app", "cn-hangzhou"),
-    (
-        "acr-ee",
-        "inst-registry.ap-southeast-1.cr.aliyuncs.com/ns/app",
-        "ns",
-        "app",
-        "ap-southeast-1",
-    ),
+    ("acr-ee", "inst-registry.ap-southeast-1.cr.aliyuncs.com/ns/app", "ns", "app", "ap-southeast-1"),
     ("acr-vpc", "registry-vpc.cn-beijing.aliyuncs.com/ns/app", "ns", "app", "cn-beijing"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "repo", "ns", "name", "region"), PAYLOAD_NAMES, ids=[c[0] for c in PAYLOAD_NAMES]
-)
+@pytest.mark.parametrize(("case", "repo", "ns", "name", "region"), PAYLOAD_NAMES, ids=[c[0] for c in PAYLOAD_NAMES])
 def test_payload_names(case: str, repo: str, ns: str, name: str, region: str) -> None:
     body = payload(repo, tag="t", digest=DIGEST, pushed_at=PUSHED)
     assert body["repository"]["namespace"] == ns
@@ -188,9 +158,7 @@ def test_signature_verifies_against_the_received_bytes(
 ) -> None:
     secret = "s3cr3t-for-hmac"
     monkeypatch.setenv("HOOK_SECRET", secret)
-    [result] = fire(
-        [trig(receiver.url("/signed"), secret_env="HOOK_SECRET")], image("v1", "latest")
-    )
+    [result] = fire([trig(receiver.url("/signed"), secret_env="HOOK_SECRET")], image("v1", "latest"))
     assert result.status is Status.SUCCEEDED
     reqs = receiver.to("/signed")
     assert len(reqs) == 2
@@ -203,13 +171,9 @@ def test_signature_verifies_against_the_received_bytes(
     assert secret not in json.dumps(result.to_json())
 
 
-def test_missing_secret_sends_nothing(
-    receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_secret_sends_nothing(receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOT_SET_HOOK_SECRET", raising=False)
-    [result] = fire(
-        [trig(receiver.url("/unsigned"), secret_env="NOT_SET_HOOK_SECRET")], image("v1")
-    )
+    [result] = fire([trig(receiver.url("/unsigned"), secret_env="NOT_SET_HOOK_SECRET")], image("v1"))
     assert receiver.to("/unsigned") == []
     assert result.status is Status.FAILED
     assert "NOT_SET_HOOK_SECRET" in (result.reason or "")
@@ -273,9 +237,7 @@ def test_timeout_is_retried() -> None:
     slow = WebhookReceiver(delay=1.0).start()
     try:
         [result] = fire(
-            [trig(slow.url("/slow"), timeout=0.2)],
-            image("v1"),
-            sender=Sender(sleep=Sleeps(), max_retries=1),
+            [trig(slow.url("/slow"), timeout=0.2)], image("v1"), sender=Sender(sleep=Sleeps(), max_retries=1)
         )
         assert result.status is Status.FAILED
         assert "no answer within 0.2s" in (result.reason or "")

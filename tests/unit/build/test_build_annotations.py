@@ -16,11 +16,7 @@ P = "org.opencontainers.image."
 
 def ref(**kw: object) -> RefContext:
     values: dict[str, object] = {
-        "type": RefType.BRANCH,
-        "name": "release-v1",
-        "sha": SHA,
-        "time": T,
-        "source": "flags",
+        "type": RefType.BRANCH, "name": "release-v1", "sha": SHA, "time": T, "source": "flags"
     }
     values.update(kw)
     return RefContext(**values)  # type: ignore[arg-type]
@@ -28,12 +24,8 @@ def ref(**kw: object) -> RefContext:
 
 def plan(*tags: str) -> BuildPlan:
     return BuildPlan(
-        rule="r",
-        image="reg.example/team/app",
-        tags=tags,
-        platforms=("linux/amd64",),
-        context=".",
-        dockerfile="Dockerfile",
+        rule="r", image="reg.example/team/app", tags=tags, platforms=("linux/amd64",),
+        context=".", dockerfile="Dockerfile",
     )
 
 
@@ -58,11 +50,7 @@ def plan(*tags: str) -> BuildPlan:
             plan("latest"),
             ref(sha=""),
             None,
-            {
-                P + "created": "2026-11-23T13:05:09Z",
-                P + "version": "latest",
-                P + "ref.name": "latest",
-            },
+            {P + "created": "2026-11-23T13:05:09Z", P + "version": "latest", P + "ref.name": "latest"},
         ),
         (
             "uppercase-sha-lowered",
@@ -95,11 +83,9 @@ def test_image_annotations(
 ) -> None:
     got = image_annotations(p, r, source=source)
     assert got == expected, case
-    assert list(got) == [
-        k
-        for k in (P + "source", P + "revision", P + "created", P + "version", P + "ref.name")
-        if k in expected
-    ], "fixed key order keeps builder argv stable"
+    assert list(got) == [k for k in (
+        P + "source", P + "revision", P + "created", P + "version", P + "ref.name"
+    ) if k in expected], "fixed key order keeps builder argv stable"
 
 
 @pytest.mark.parametrize(
@@ -120,28 +106,10 @@ def test_image_annotations(
             {"CI_PROJECT_URL": "https://gitlab.example/g/sub/app", "CI_SERVER_URL": "https://x"},
             "https://gitlab.example/g/sub/app",
         ),
-        (
-            "gitlab-server-url",
-            "g/app",
-            "gitlab",
-            {"CI_SERVER_URL": "https://gl.example"},
-            "https://gl.example/g/app",
-        ),
+        ("gitlab-server-url", "g/app", "gitlab", {"CI_SERVER_URL": "https://gl.example"}, "https://gl.example/g/app"),
         ("gitlab-nothing", "g/app", "gitlab", {}, None),
-        (
-            "url-given",
-            "https://git.example/team/app.git",
-            "local",
-            {},
-            "https://git.example/team/app.git",
-        ),
-        (
-            "url-with-token",
-            "https://oauth2:s3cret@gitlab.example/g/app",
-            "local",
-            {},
-            "https://gitlab.example/g/app",
-        ),
+        ("url-given", "https://git.example/team/app.git", "local", {}, "https://git.example/team/app.git"),
+        ("url-with-token", "https://oauth2:s3cret@gitlab.example/g/app", "local", {}, "https://gitlab.example/g/app"),
         ("scp-style", "git@github.com:o/app.git", "local", {}, "https://github.com/o/app.git"),
         ("ssh-url-not-http", "ssh://git@host/o/app", "local", {}, None),
         ("bare-name-unknown-server", "o/app", "local", {}, None),

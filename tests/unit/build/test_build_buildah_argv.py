@@ -18,9 +18,7 @@ from acr_ci.registry.auth import Credentials, StaticCredentials
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 SECRET = "pw-Never-In-Argv-42"
-REF = RefContext(
-    type=RefType.TAG, name="v1.2.3", sha=SHA, time=datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
-)
+REF = RefContext(type=RefType.TAG, name="v1.2.3", sha=SHA, time=datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -35,11 +33,8 @@ def repo(tmp_path: Path) -> Path:
 
 def make_plan(**kw: Any) -> BuildPlan:
     values: dict[str, Any] = {
-        "rule": "rel",
-        "image": "private.example/team/app",
-        "tags": ("1.2.3",),
-        "platforms": ("linux/amd64", "linux/arm64", "linux/arm/v7"),
-        "context": "ctx",
+        "rule": "rel", "image": "private.example/team/app", "tags": ("1.2.3",),
+        "platforms": ("linux/amd64", "linux/arm64", "linux/arm/v7"), "context": "ctx",
         "dockerfile": "Dockerfile",
     }
     values.update(kw)
@@ -47,14 +42,10 @@ def make_plan(**kw: Any) -> BuildPlan:
 
 
 ANN = [
-    "--annotation",
-    f"org.opencontainers.image.revision={SHA}",
-    "--annotation",
-    "org.opencontainers.image.created=2026-05-06T07:08:09Z",
-    "--annotation",
-    "org.opencontainers.image.version=1.2.3",
-    "--annotation",
-    "org.opencontainers.image.ref.name=1.2.3",
+    "--annotation", f"org.opencontainers.image.revision={SHA}",
+    "--annotation", "org.opencontainers.image.created=2026-05-06T07:08:09Z",
+    "--annotation", "org.opencontainers.image.version=1.2.3",
+    "--annotation", "org.opencontainers.image.ref.name=1.2.3",
 ]
 
 
@@ -72,60 +63,29 @@ ANN = [
     ],
 )
 def test_build_argv(
-    repo: Path,
-    tmp_path: Path,
-    case: str,
-    plan_kw: dict[str, Any],
-    cache_flags: list[str],
+    repo: Path, tmp_path: Path, case: str, plan_kw: dict[str, Any], cache_flags: list[str],
     arg_flags: list[str],
 ) -> None:
     job = prepare_job(
-        make_plan(**plan_kw),
-        REF,
-        config_dir=repo,
-        layout=tmp_path / "l",
-        secrets_dir=tmp_path / "s",
-        env={},
-        log=lambda line: None,
+        make_plan(**plan_kw), REF, config_dir=repo, layout=tmp_path / "l",
+        secrets_dir=tmp_path / "s", env={}, log=lambda line: None,
     )
     argv = BuildahBuilder().build_argv(job, "localhost/acr-ci-build/rel:abc")
     assert argv == [
-        "buildah",
-        "build",
-        "--platform",
-        "linux/amd64,linux/arm64,linux/arm/v7",
-        "--manifest",
-        "localhost/acr-ci-build/rel:abc",
-        "--format",
-        "oci",
-        *cache_flags,
-        *arg_flags,
-        *ANN,
-        "--file",
-        str(repo / "ctx" / "Dockerfile"),
-        str(repo / "ctx"),
+        "buildah", "build", "--platform", "linux/amd64,linux/arm64,linux/arm/v7",
+        "--manifest", "localhost/acr-ci-build/rel:abc", "--format", "oci",
+        *cache_flags, *arg_flags, *ANN,
+        "--file", str(repo / "ctx" / "Dockerfile"), str(repo / "ctx"),
     ], case
 
 
 def test_storage_root_flags(repo: Path, tmp_path: Path) -> None:
     job = prepare_job(
-        make_plan(),
-        REF,
-        config_dir=repo,
-        layout=tmp_path / "l",
-        secrets_dir=tmp_path / "s",
-        env={},
-        log=lambda line: None,
+        make_plan(), REF, config_dir=repo, layout=tmp_path / "l", secrets_dir=tmp_path / "s",
+        env={}, log=lambda line: None,
     )
     argv = BuildahBuilder(storage_root=tmp_path / "st").build_argv(job, "m")
-    assert argv[:6] == [
-        "buildah",
-        "--root",
-        str(tmp_path / "st/root"),
-        "--runroot",
-        str(tmp_path / "st/run"),
-        "build",
-    ]
+    assert argv[:6] == ["buildah", "--root", str(tmp_path / "st/root"), "--runroot", str(tmp_path / "st/run"), "build"]
 
 
 def test_environment_credentials_and_insecure_registries(
@@ -136,15 +96,8 @@ def test_environment_credentials_and_insecure_registries(
     monkeypatch.setenv("ACR_CI_REGISTRY_PASSWORD", SECRET)
     creds = StaticCredentials(Credentials("robot", SECRET), frozenset({"private.example"}))
     job = prepare_job(
-        make_plan(),
-        REF,
-        config_dir=repo,
-        layout=tmp_path / "l",
-        secrets_dir=tmp_path / "s",
-        credentials=creds,
-        insecure_registries=["10.1.2.3:5000"],
-        env={},
-        log=lambda line: None,
+        make_plan(), REF, config_dir=repo, layout=tmp_path / "l", secrets_dir=tmp_path / "s",
+        credentials=creds, insecure_registries=["10.1.2.3:5000"], env={}, log=lambda line: None,
     )
     assert job.insecure_registries == ("127.0.0.1:5000", "10.1.2.3:5000")
     assert job.auth_file is not None and job.auth_file.stat().st_mode & 0o777 == 0o600
@@ -168,13 +121,8 @@ def test_no_registries_conf_without_insecure_hosts(
     monkeypatch.delenv("CONTAINERS_REGISTRIES_CONF", raising=False)
     (tmp_path / "Dockerfile").write_text("FROM private.example/b:2\n")
     job = prepare_job(
-        make_plan(context=".", platforms=("linux/amd64",)),
-        REF,
-        config_dir=tmp_path,
-        layout=tmp_path / "l",
-        secrets_dir=tmp_path / "s",
-        env={},
-        log=lambda line: None,
+        make_plan(context=".", platforms=("linux/amd64",)), REF, config_dir=tmp_path,
+        layout=tmp_path / "l", secrets_dir=tmp_path / "s", env={}, log=lambda line: None,
     )
     env = BuildahBuilder().environment(job, tmp_path)
     assert "CONTAINERS_REGISTRIES_CONF" not in env

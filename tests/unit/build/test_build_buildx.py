@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[3]
 SECRET = "s3cret-Pa55-never-in-argv"
 SHA = "0123456789abcdef0123456789abcdef01234567"
 
-STANDIN = r"""#!PYTHON
+STANDIN = r'''#!PYTHON
 import json, os, sys
 from pathlib import Path
 sys.path.insert(0, ROOT)
@@ -85,7 +85,7 @@ if argv[:2] == ["buildx", "build"]:
     print("#12 DONE 0.1s")
     sys.exit(0)
 sys.exit(f"stand-in: unexpected docker {argv}")
-"""
+'''
 
 
 class Standin:
@@ -96,9 +96,7 @@ class Standin:
         self.state.mkdir()
         script = self.bin / "docker"
         script.write_text(
-            STANDIN.replace("PYTHON", sys.executable).replace(
-                "sys.path.insert(0, ROOT)", f"sys.path.insert(0, {str(ROOT)!r})"
-            )
+            STANDIN.replace("PYTHON", sys.executable).replace("sys.path.insert(0, ROOT)", f"sys.path.insert(0, {str(ROOT)!r})")
         )
         script.chmod(script.stat().st_mode | stat.S_IXUSR)
 
@@ -149,12 +147,8 @@ REF = RefContext(
 
 def make_plan(**kw: Any) -> BuildPlan:
     values: dict[str, Any] = {
-        "rule": "web",
-        "image": "reg.example.com/team/app",
-        "tags": ("v1", "latest"),
-        "platforms": ("linux/amd64", "linux/arm64"),
-        "context": "app",
-        "dockerfile": "Dockerfile",
+        "rule": "web", "image": "reg.example.com/team/app", "tags": ("v1", "latest"),
+        "platforms": ("linux/amd64", "linux/arm64"), "context": "app", "dockerfile": "Dockerfile",
     }
     values.update(kw)
     return BuildPlan(**values)
@@ -162,34 +156,20 @@ def make_plan(**kw: Any) -> BuildPlan:
 
 def job_for(plan: BuildPlan, repo: Path, tmp_path: Path, **kw: Any) -> BuildJob:
     return prepare_job(
-        plan,
-        REF,
-        config_dir=repo,
-        layout=tmp_path / "out" / "layout",
-        secrets_dir=tmp_path / "secrets",
-        env={},
-        log=lambda line: None,
-        **kw,
+        plan, REF, config_dir=repo, layout=tmp_path / "out" / "layout",
+        secrets_dir=tmp_path / "secrets", env={}, log=lambda line: None, **kw,
     )
 
 
 ANN_ARGS = [
-    "--label",
-    f"org.opencontainers.image.revision={SHA}",
-    "--label",
-    "org.opencontainers.image.created=2026-01-02T03:04:05Z",
-    "--label",
-    "org.opencontainers.image.version=v1",
-    "--label",
-    "org.opencontainers.image.ref.name=v1",
-    "--annotation",
-    f"index,manifest:org.opencontainers.image.revision={SHA}",
-    "--annotation",
-    "index,manifest:org.opencontainers.image.created=2026-01-02T03:04:05Z",
-    "--annotation",
-    "index,manifest:org.opencontainers.image.version=v1",
-    "--annotation",
-    "index,manifest:org.opencontainers.image.ref.name=v1",
+    "--label", f"org.opencontainers.image.revision={SHA}",
+    "--label", "org.opencontainers.image.created=2026-01-02T03:04:05Z",
+    "--label", "org.opencontainers.image.version=v1",
+    "--label", "org.opencontainers.image.ref.name=v1",
+    "--annotation", f"index,manifest:org.opencontainers.image.revision={SHA}",
+    "--annotation", "index,manifest:org.opencontainers.image.created=2026-01-02T03:04:05Z",
+    "--annotation", "index,manifest:org.opencontainers.image.version=v1",
+    "--annotation", "index,manifest:org.opencontainers.image.ref.name=v1",
 ]
 
 
@@ -207,22 +187,15 @@ ANN_ARGS = [
             "build-args-in-order",
             {"args": MappingProxyType({"GREETING": "hi there; $(rm -rf /)", "B": "-x"})},
             [
-                "--platform",
-                "linux/amd64,linux/arm64",
-                "--build-arg",
-                "GREETING=hi there; $(rm -rf /)",
-                "--build-arg",
-                "B=-x",
+                "--platform", "linux/amd64,linux/arm64",
+                "--build-arg", "GREETING=hi there; $(rm -rf /)",
+                "--build-arg", "B=-x",
             ],
         ),
     ],
 )
 def test_exact_argv(
-    standin: Standin,
-    repo: Path,
-    tmp_path: Path,
-    case: str,
-    plan_kw: dict[str, Any],
+    standin: Standin, repo: Path, tmp_path: Path, case: str, plan_kw: dict[str, Any],
     expected_middle: list[str],
 ) -> None:
     (standin.state / "driver").write_text("docker-container")  # the current builder can do it
@@ -234,19 +207,11 @@ def test_exact_argv(
     if len(plan.platforms) == 1:  # no index is exported: manifest annotations only
         ann_args = [a.replace("index,manifest:", "manifest:") for a in ANN_ARGS]
     assert record["argv"] == [
-        "buildx",
-        "build",
-        *expected_middle,
-        *ann_args,
-        "--file",
-        str(repo / "app" / "Dockerfile"),
-        "--output",
-        f"type=oci,dest={layout},tar=false",
-        "--metadata-file",
-        record["argv"][-4],
-        "--progress",
-        "plain",
-        str(repo / "app"),
+        "buildx", "build", *expected_middle, *ann_args,
+        "--file", str(repo / "app" / "Dockerfile"),
+        "--output", f"type=oci,dest={layout},tar=false",
+        "--metadata-file", record["argv"][-4],
+        "--progress", "plain", str(repo / "app"),
     ], case
     assert record["argv"][-5] == "--metadata-file"
     assert set(result.platforms) == set(plan.platforms)
@@ -270,15 +235,7 @@ def test_creates_a_container_builder_when_the_default_uses_the_docker_driver(
     assert argvs[:3] == [
         ["buildx", "inspect"],
         ["buildx", "inspect", CONTAINER_BUILDER],
-        [
-            "buildx",
-            "create",
-            "--name",
-            CONTAINER_BUILDER,
-            "--driver",
-            "docker-container",
-            "--bootstrap",
-        ],
+        ["buildx", "create", "--name", CONTAINER_BUILDER, "--driver", "docker-container", "--bootstrap"],
     ]
     assert argvs[3][:4] == ["buildx", "build", "--builder", CONTAINER_BUILDER]
     # the second build reuses it
@@ -292,9 +249,7 @@ def test_credentials_reach_buildx_by_file_only(
     monkeypatch.setenv("ACR_CI_REGISTRY_PASSWORD", SECRET)
     home_docker = tmp_path / "home" / ".docker"
     (home_docker / "buildx").mkdir(parents=True)
-    (home_docker / "config.json").write_text(
-        json.dumps({"auths": {"other.example": {"auth": "b3RoZXI6eA=="}}})
-    )
+    (home_docker / "config.json").write_text(json.dumps({"auths": {"other.example": {"auth": "b3RoZXI6eA=="}}}))
     creds = StaticCredentials(Credentials("robot", SECRET), frozenset({"private.example.com"}))
     job = job_for(make_plan(), repo, tmp_path, credentials=creds)
     assert job.auth_file is not None and job.auth_file.stat().st_mode & 0o077 == 0
@@ -303,13 +258,8 @@ def test_credentials_reach_buildx_by_file_only(
         assert SECRET not in json.dumps(record["argv"]), record["argv"]
         assert SECRET not in json.dumps(record["env"]), "no secret in the builder's environment"
     config = json.loads(standin.build_record()["config"])
-    assert (
-        base64.b64decode(config["auths"]["private.example.com"]["auth"]).decode()
-        == f"robot:{SECRET}"
-    )
-    assert config["auths"]["other.example"] == {"auth": "b3RoZXI6eA=="}, (
-        "the runner's logins are kept"
-    )
+    assert base64.b64decode(config["auths"]["private.example.com"]["auth"]).decode() == f"robot:{SECRET}"
+    assert config["auths"]["other.example"] == {"auth": "b3RoZXI6eA=="}, "the runner's logins are kept"
     private = Path(standin.build_record()["env"]["DOCKER_CONFIG"])
     assert not private.exists(), "the private DOCKER_CONFIG is removed after the build"
 
@@ -318,13 +268,8 @@ def test_failure_shows_the_last_lines(standin: Standin, repo: Path, tmp_path: Pa
     (standin.state / "fail").touch()
     lines: list[str] = []
     job = prepare_job(
-        make_plan(),
-        REF,
-        config_dir=repo,
-        layout=tmp_path / "l",
-        secrets_dir=tmp_path / "s",
-        env={},
-        log=lines.append,
+        make_plan(), REF, config_dir=repo, layout=tmp_path / "l", secrets_dir=tmp_path / "s",
+        env={}, log=lines.append,
     )
     with pytest.raises(BuildError) as e:
         BuildxBuilder().build(job)
@@ -341,12 +286,7 @@ def test_metadata_digest_must_match_the_layout(
 ) -> None:
     (standin.state / "driver").write_text("docker-container")
     script = standin.bin / "docker"
-    script.write_text(
-        script.read_text().replace(
-            '"containerimage.digest": lay.index_digest',
-            '"containerimage.digest": "sha256:" + "0" * 64',
-        )
-    )
+    script.write_text(script.read_text().replace('"containerimage.digest": lay.index_digest', '"containerimage.digest": "sha256:" + "0" * 64'))
     with pytest.raises(BuildError, match="buildx reported digest sha256:0000"):
         BuildxBuilder().build(job_for(make_plan(), repo, tmp_path))
 
@@ -388,10 +328,7 @@ def test_auto_without_any_builder(tmp_path: Path) -> None:
 
 
 def test_cli_build_with_buildx(
-    standin: Standin,
-    repo: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    standin: Standin, repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (standin.state / "driver").write_text("docker-container")
@@ -413,23 +350,11 @@ def test_cli_build_with_buildx(
         "      no_cache: true\n"
     )
     out_json = tmp_path / "out.json"
-    code = main(
-        [
-            "build",
-            "--config",
-            str(repo / ".acr-ci.yml"),
-            "--ref",
-            "refs/heads/main",
-            "--sha",
-            SHA,
-            "--time",
-            "2026-01-02T03:04:05Z",
-            "--output-json",
-            str(out_json),
-            "--layout-dir",
-            str(tmp_path / "layouts"),
-        ]
-    )
+    code = main([
+        "build", "--config", str(repo / ".acr-ci.yml"), "--ref", "refs/heads/main", "--sha", SHA,
+        "--time", "2026-01-02T03:04:05Z", "--output-json", str(out_json),
+        "--layout-dir", str(tmp_path / "layouts"),
+    ])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     doc = json.loads(out_json.read_text())
@@ -441,6 +366,6 @@ def test_cli_build_with_buildx(
         f"reg.example.com/team/app:012345@{build['index_digest']}",
     ]
     argv = standin.build_record()["argv"]
-    assert ["--no-cache", "--pull"] == argv[argv.index("--no-cache") : argv.index("--no-cache") + 2]
+    assert ["--no-cache", "--pull"] == argv[argv.index("--no-cache"):argv.index("--no-cache") + 2]
     assert argv[argv.index("--build-arg") + 1] == "GREETING=hello"
     assert "[web] #12 exporting to oci image format" in captured.err

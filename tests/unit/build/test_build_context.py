@@ -15,12 +15,8 @@ from acr_ci.models import BuildPlan
 
 def plan(context: str = ".", dockerfile: str = "Dockerfile") -> BuildPlan:
     return BuildPlan(
-        rule="web",
-        image="r.example/a/b",
-        tags=("t",),
-        platforms=("linux/amd64",),
-        context=context,
-        dockerfile=dockerfile,
+        rule="web", image="r.example/a/b", tags=("t",), platforms=("linux/amd64",),
+        context=context, dockerfile=dockerfile,
     )
 
 
@@ -96,11 +92,7 @@ COPY --from=build / /
         (
             "defaults",
             {},
-            [
-                "127.0.0.1:5000/base/busybox:1",
-                "registry.example.com:8443/team/runtime:2",
-                "busybox:stable",
-            ],
+            ["127.0.0.1:5000/base/busybox:1", "registry.example.com:8443/team/runtime:2", "busybox:stable"],
         ),
         (
             "arg-overrides-default",
@@ -110,11 +102,7 @@ COPY --from=build / /
         (
             "arg-feeds-later-default",
             {"REG": "[::1]:7000"},
-            [
-                "[::1]:7000/base/busybox:1",
-                "registry.example.com:8443/team/runtime:2",
-                "busybox:stable",
-            ],
+            ["[::1]:7000/base/busybox:1", "registry.example.com:8443/team/runtime:2", "busybox:stable"],
         ),
     ],
 )
@@ -156,9 +144,7 @@ from acr_ci.build.service import select_plans  # noqa: E402
         ("not-matching", "c", None, "--rule 'c' does not match this ref"),
     ],
 )
-def test_select_plans(
-    case: str, rule: str | None, expected: list[str] | None, error: str | None
-) -> None:
+def test_select_plans(case: str, rule: str | None, expected: list[str] | None, error: str | None) -> None:
     plans = [plan(), plan()]
     plans = [BuildPlan(**{**p.__dict__, "rule": name}) for p, name in zip(plans, "ab", strict=True)]
     if error is None:

@@ -85,10 +85,7 @@ def test_single_manifest_layout_is_wrapped_in_an_index(tmp_path: Path) -> None:
     (layout / "index.json").write_text(json.dumps(top))
     digest, platforms = finish_layout(layout, ANN, ("linux/arm64",))
     assert list(platforms) == ["linux/arm64"]
-    assert blob(layout, digest)["manifests"][0]["platform"] == {
-        "architecture": "arm64",
-        "os": "linux",
-    }
+    assert blob(layout, digest)["manifests"][0]["platform"] == {"architecture": "arm64", "os": "linux"}
 
 
 @pytest.mark.parametrize(
@@ -116,9 +113,7 @@ def test_corrupt_blob_is_a_build_error(tmp_path: Path, kind: str) -> None:
     layout = fake_layout(tmp_path)
     top = json.loads((layout / "index.json").read_text())
     entry = blob(layout, top["manifests"][0]["digest"])["manifests"][0]
-    digest = (
-        entry["digest"] if kind == "manifest" else blob(layout, entry["digest"])["config"]["digest"]
-    )
+    digest = entry["digest"] if kind == "manifest" else blob(layout, entry["digest"])["config"]["digest"]
     (layout / "blobs" / "sha256" / digest.split(":")[1]).write_bytes(b"{}")
     with pytest.raises(BuildError, match=f"OCI layout .* is not usable: .*blob {digest}"):
         finish_layout(layout, ANN, ("linux/amd64",))

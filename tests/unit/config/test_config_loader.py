@@ -39,15 +39,12 @@ def problems_of(path: Path | str) -> list[ConfigProblem]:
 
 # --------------------------------------------------------------------------- negative
 
-
 @pytest.mark.parametrize(
     ("case", "line", "column", "path", "phrase", "schema_level"),
     NEGATIVE_CASES,
     ids=[c[0] for c in NEGATIVE_CASES],
 )
-def test_negative(
-    case: str, line: int, column: int, path: str, phrase: str, schema_level: bool
-) -> None:
+def test_negative(case: str, line: int, column: int, path: str, phrase: str, schema_level: bool) -> None:
     file = NEGATIVE / f"{case}.yml"
     problems = problems_of(file)
     assert len(problems) == 1, "\n".join(str(p) for p in problems)
@@ -92,13 +89,8 @@ def test_tokened_url_never_in_error_text(case: str) -> None:
     with pytest.raises(ConfigError) as info:
         config.load(str(file), env={})
     error = info.value
-    for text in (
-        str(error),
-        repr(error),
-        error.diagnostics(),
-        *(str(p) for p in error.problems),
-        *(repr(p) for p in error.problems),
-    ):
+    for text in (str(error), repr(error), error.diagnostics(), *(str(p) for p in error.problems),
+                 *(repr(p) for p in error.problems)):
         assert "SECRET123" not in text
         assert "token=" not in text
         assert "/x" not in text  # no path either: scheme://host only
@@ -161,20 +153,12 @@ def test_alias_bomb_is_refused(tmp_path: Path) -> None:
     ids=["argument", "env", "empty-env", "default"],
 )
 def test_which_file(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    arg: str | None,
-    env: dict[str, str],
-    cwd_file: bool,
-    expected: str,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arg: str | None, env: dict[str, str],
+    cwd_file: bool, expected: str,
 ) -> None:
     body = (POSITIVE / "minimal.yml").read_text()
     for name in ("given.yml", "env.yml", ".acr-ci.yml"):
-        (tmp_path / name).write_text(
-            body.replace(
-                "image: app", f"image: r.example.com/x/{name.strip('.').replace('.', '-')}"
-            )
-        )
+        (tmp_path / name).write_text(body.replace("image: app", f"image: r.example.com/x/{name.strip('.').replace('.', '-')}"))
     monkeypatch.chdir(tmp_path)
     cfg = config.load(arg, env=env)
     assert cfg.path == expected
@@ -199,15 +183,7 @@ def load_positive(name: str) -> Config:
 
 def test_every_positive_fixture_loads() -> None:
     names = sorted(f.stem for f in POSITIVE.glob("*.yml"))
-    assert names == [
-        "anchors",
-        "defaults",
-        "design_example",
-        "full",
-        "hosted_docs",
-        "minimal",
-        "single_report",
-    ]
+    assert names == ["anchors", "defaults", "design_example", "full", "hosted_docs", "minimal", "single_report"]
     for name in names:
         assert isinstance(load_positive(name), Config)
 
@@ -251,19 +227,12 @@ def test_full_config_every_field() -> None:
 
     beijing, hub = cfg.sync
     assert (beijing.name, beijing.to, beijing.level, beijing.insecure) == (
-        "to-beijing",
-        "mirror.example.com/team",
-        SyncLevel.NAMESPACE,
-        True,
+        "to-beijing", "mirror.example.com/team", SyncLevel.NAMESPACE, True,
     )
     assert beijing.tags is not None and beijing.tags.fullmatch("v1.2")
     assert beijing.tags.fullmatch("latest") is None
     assert (hub.name, hub.to, hub.level, hub.tags, hub.insecure) == (
-        "to-hub",
-        "docker.io/team/app-mirror",
-        SyncLevel.REPOSITORY,
-        None,
-        False,
+        "to-hub", "docker.io/team/app-mirror", SyncLevel.REPOSITORY, None, False,
     )
 
     deploy, notify, local = cfg.triggers
@@ -271,22 +240,12 @@ def test_full_config_every_field() -> None:
     assert deploy.on is TriggerOn.REGEXP
     assert deploy.match is not None and deploy.match.fullmatch("v12-rc1")
     assert deploy.match.fullmatch("latest") is None
-    assert (deploy.secret_env, deploy.timeout, deploy.allow_http) == (
-        "DEPLOY_HOOK_SECRET",
-        2.5,
-        False,
-    )
+    assert (deploy.secret_env, deploy.timeout, deploy.allow_http) == ("DEPLOY_HOOK_SECRET", 2.5, False)
     assert (notify.on, notify.tags, notify.allow_http, notify.match) == (
-        TriggerOn.TAGS,
-        ("latest", "stable"),
-        True,
-        None,
+        TriggerOn.TAGS, ("latest", "stable"), True, None,
     )
     assert (local.on, local.url, local.timeout, local.secret_env) == (
-        TriggerOn.ALL,
-        "http://127.0.0.1:8080/hook",
-        10.0,
-        None,
+        TriggerOn.ALL, "http://127.0.0.1:8080/hook", 10.0, None,
     )
 
 
@@ -307,9 +266,7 @@ DEFAULT_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "image", "rules"), DEFAULT_CASES, ids=[c[0] for c in DEFAULT_CASES]
-)
+@pytest.mark.parametrize(("name", "image", "rules"), DEFAULT_CASES, ids=[c[0] for c in DEFAULT_CASES])
 def test_defaults(name: str, image: str, rules: int) -> None:
     cfg = load_positive(name)
     assert cfg.image == image
@@ -319,11 +276,7 @@ def test_defaults(name: str, image: str, rules: int) -> None:
     assert len(cfg.build.rules) == rules
     for rule in cfg.build.rules:
         assert (rule.context, rule.dockerfile, rule.platforms, dict(rule.args), rule.no_cache) == (
-            ".",
-            "Dockerfile",
-            ("linux/amd64",),
-            {},
-            False,
+            ".", "Dockerfile", ("linux/amd64",), {}, False,
         )
     assert (cfg.sync, cfg.triggers, cfg.insecure_registries) == ((), (), ())
 
@@ -384,24 +337,9 @@ URL_CASES = [
     ("http-loopback-v6", "http://[::1]:8080/x?token=T0KEN", False, None),
     ("http-localhost", "http://localhost/x", False, None),
     ("http-allowed", "http://hooks.lan/x?token=T0KEN", True, None),
-    (
-        "http-refused",
-        "http://hooks.lan/x?token=T0KEN",
-        False,
-        "plain http to http://hooks.lan would send",
-    ),
-    (
-        "http-refused-userinfo",
-        "http://bob:T0KEN@hooks.lan:81/x",
-        False,
-        "plain http to http://hooks.lan:81 would",
-    ),
-    (
-        "localhost-lookalike",
-        "http://localhost.evil.example/x",
-        False,
-        "plain http to http://localhost.evil.example",
-    ),
+    ("http-refused", "http://hooks.lan/x?token=T0KEN", False, "plain http to http://hooks.lan would send"),
+    ("http-refused-userinfo", "http://bob:T0KEN@hooks.lan:81/x", False, "plain http to http://hooks.lan:81 would"),
+    ("localhost-lookalike", "http://localhost.evil.example/x", False, "plain http to http://localhost.evil.example"),
     ("scheme", "file:///etc/passwd", False, "must be an http:// or https:// URL"),
     ("no-scheme", "hooks.example.com/x?token=T0KEN", False, "must be an http:// or https:// URL"),
     ("bad-port", "https://hooks.example.com:99999/x?token=T0KEN", False, "is not a valid URL"),
@@ -410,9 +348,7 @@ URL_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("url", "allow_http", "phrase"), [c[1:] for c in URL_CASES], ids=[c[0] for c in URL_CASES]
-)
+@pytest.mark.parametrize(("url", "allow_http", "phrase"), [c[1:] for c in URL_CASES], ids=[c[0] for c in URL_CASES])
 def test_trigger_urls(tmp_path: Path, url: str, allow_http: bool, phrase: str | None) -> None:
     f = tmp_path / "c.yml"
     f.write_text(
@@ -437,9 +373,7 @@ SYNC_TO_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("to", "level", "expected"), [c[1:] for c in SYNC_TO_CASES], ids=[c[0] for c in SYNC_TO_CASES]
-)
+@pytest.mark.parametrize(("to", "level", "expected"), [c[1:] for c in SYNC_TO_CASES], ids=[c[0] for c in SYNC_TO_CASES])
 def test_sync_to_is_normalized(tmp_path: Path, to: str, level: str, expected: str) -> None:
     f = tmp_path / "c.yml"
     f.write_text(f"version: 1\nimage: app\nsync:\n  - name: m\n    to: {to}\n    level: {level}\n")

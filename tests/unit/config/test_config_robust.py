@@ -18,35 +18,15 @@ from acr_ci.config.model import Config
 from acr_ci.errors import ConfigError
 
 scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-(2**70), 2**70),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=12),
-    st.sampled_from(
-        [
-            "",
-            "linux/amd64",
-            "main",
-            "${commit:99}",
-            "(?<time>x)",
-            "v[",
-            "http://h/x?t=1",
-            "+08:00",
-            "namespace",
-            "report",
-            "regexp",
-            "tags",
-            "high",
-            "a b",
-        ]
-    ),
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
+    st.sampled_from(["", "linux/amd64", "main", "${commit:99}", "(?<time>x)", "v[", "http://h/x?t=1",
+                     "+08:00", "namespace", "report", "regexp", "tags", "high", "a b"]),
 )
 values = st.recursive(
     scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.text(max_size=8), inner, max_size=4)),
     max_leaves=12,
 )
 

@@ -99,20 +99,11 @@ def test_stock_validator_accepts_positive(name: str) -> None:
 
 _SCHEMA_CASES = [c for c in NEGATIVE_CASES if c[5]]
 _SEMANTIC_CASES = [
-    c
-    for c in NEGATIVE_CASES
-    if not c[5]
-    and c[0]
-    not in {
+    c for c in NEGATIVE_CASES
+    if not c[5] and c[0] not in {
         # not JSON documents at all: the YAML layer refuses them
-        "yaml_syntax",
-        "duplicate_key",
-        "empty",
-        "comments_only",
-        "multi_document",
-        "yaml_tag",
-        "yaml11_bool_key",
-        "top_level_list",
+        "yaml_syntax", "duplicate_key", "empty", "comments_only", "multi_document",
+        "yaml_tag", "yaml11_bool_key", "top_level_list",
         # a stock YAML loader raises a bare ValueError on 2027-02-30; acr-ci locates it
         "allow_until_not_a_date",
     }
@@ -142,11 +133,7 @@ def test_top_level_list_is_rejected_by_the_schema_too() -> None:
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "acr_ci", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        cwd=cwd, capture_output=True, text=True, timeout=60, check=False,
     )
 
 
@@ -168,9 +155,7 @@ def test_cli_plan_bad_config_exits_2_with_one_located_line(
     tmp_path: Path, case: str, expected: str
 ) -> None:
     bad = NEGATIVE / f"{case}.yml"
-    proc = run_cli(
-        "plan", "--config", str(bad), "--ref", "main", "--sha", SHA, "--time", "0", cwd=tmp_path
-    )
+    proc = run_cli("plan", "--config", str(bad), "--ref", "main", "--sha", SHA, "--time", "0", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stdout == ""
     first = proc.stderr.splitlines()[0]

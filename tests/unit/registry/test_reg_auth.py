@@ -23,51 +23,25 @@ from acr_ci.registry.auth import (
 )
 
 CHALLENGES = [
-    (
-        "bearer-full",
-        'Bearer realm="https://auth.example.com/token",service="registry.example.com",'
-        'scope="repository:team/app:pull,push"',
-        [
-            (
-                "bearer",
-                {
-                    "realm": "https://auth.example.com/token",
-                    "service": "registry.example.com",
-                    "scope": "repository:team/app:pull,push",
-                },
-            )
-        ],
-    ),
+    ("bearer-full",
+     'Bearer realm="https://auth.example.com/token",service="registry.example.com",'
+     'scope="repository:team/app:pull,push"',
+     [("bearer", {"realm": "https://auth.example.com/token", "service": "registry.example.com",
+                  "scope": "repository:team/app:pull,push"})]),
     ("basic", 'Basic realm="Registry Realm"', [("basic", {"realm": "Registry Realm"})]),
-    (
-        "case-and-spaces",
-        'bearer  Realm = "r" , Service="s"',
-        [("bearer", {"realm": "r", "service": "s"})],
-    ),
-    (
-        "unquoted",
-        "Bearer realm=https://a/b,service=svc",
-        [("bearer", {"realm": "https://a/b", "service": "svc"})],
-    ),
+    ("case-and-spaces", 'bearer  Realm = "r" , Service="s"', [("bearer", {"realm": "r", "service": "s"})]),
+    ("unquoted", "Bearer realm=https://a/b,service=svc", [("bearer", {"realm": "https://a/b", "service": "svc"})]),
     ("escaped-quote", r'Bearer realm="a\"b"', [("bearer", {"realm": 'a"b'})]),
-    (
-        "error-param",
-        'Bearer realm="r",error="insufficient_scope"',
-        [("bearer", {"realm": "r", "error": "insufficient_scope"})],
-    ),
-    (
-        "two-challenges",
-        'Basic realm="x", Bearer realm="y",service="z"',
-        [("basic", {"realm": "x"}), ("bearer", {"realm": "y", "service": "z"})],
-    ),
+    ("error-param", 'Bearer realm="r",error="insufficient_scope"',
+     [("bearer", {"realm": "r", "error": "insufficient_scope"})]),
+    ("two-challenges", 'Basic realm="x", Bearer realm="y",service="z"',
+     [("basic", {"realm": "x"}), ("bearer", {"realm": "y", "service": "z"})]),
     ("scheme-only", "Negotiate", [("negotiate", {})]),
     ("empty", "", []),
 ]
 
 
-@pytest.mark.parametrize(
-    ("header", "expected"), [c[1:] for c in CHALLENGES], ids=[c[0] for c in CHALLENGES]
-)
+@pytest.mark.parametrize(("header", "expected"), [c[1:] for c in CHALLENGES], ids=[c[0] for c in CHALLENGES])
 def test_parse_challenges(header: str, expected: list[tuple[str, dict[str, str]]]) -> None:
     got = [(c.scheme, dict(c.params)) for c in parse_challenges(header)]
     assert got == expected
@@ -113,75 +87,31 @@ def _helper(bin_dir: Path, name: str, answers: dict[str, tuple[str, str]], log: 
 CONFIG_CASES = [
     # id, config doc, helper answers, host, expected (user, secret) or None
     ("auths-auth", {"auths": {"r.io": {"auth": _b64("u", "p:w")}}}, {}, "r.io", ("u", "p:w")),
-    (
-        "auths-url-key",
-        {"auths": {"https://r.io/v2/": {"auth": _b64("u", "p")}}},
-        {},
-        "r.io",
-        ("u", "p"),
-    ),
-    (
-        "auths-user-pass",
-        {"auths": {"r.io": {"username": "u", "password": "p"}}},
-        {},
-        "r.io",
-        ("u", "p"),
-    ),
-    (
-        "identity-token",
-        {"auths": {"r.io": {"identitytoken": "tok"}}},
-        {},
-        "r.io",
-        ("<token>", "tok"),
-    ),
-    (
-        "hub-legacy",
-        {"auths": {"https://index.docker.io/v1/": {"auth": _b64("h", "p")}}},
-        {},
-        "docker.io",
-        ("h", "p"),
-    ),
+    ("auths-url-key", {"auths": {"https://r.io/v2/": {"auth": _b64("u", "p")}}}, {}, "r.io", ("u", "p")),
+    ("auths-user-pass", {"auths": {"r.io": {"username": "u", "password": "p"}}}, {}, "r.io", ("u", "p")),
+    ("identity-token", {"auths": {"r.io": {"identitytoken": "tok"}}}, {}, "r.io", ("<token>", "tok")),
+    ("hub-legacy", {"auths": {"https://index.docker.io/v1/": {"auth": _b64("h", "p")}}}, {}, "docker.io",
+     ("h", "p")),
     ("other-host", {"auths": {"r.io": {"auth": _b64("u", "p")}}}, {}, "s.io", None),
-    (
-        "cred-helper",
-        {"credHelpers": {"r.io": "fake"}, "auths": {"r.io": {"auth": _b64("no", "no")}}},
-        {"r.io": ("hu", "hs")},
-        "r.io",
-        ("hu", "hs"),
-    ),
+    ("cred-helper", {"credHelpers": {"r.io": "fake"}, "auths": {"r.io": {"auth": _b64("no", "no")}}},
+     {"r.io": ("hu", "hs")}, "r.io", ("hu", "hs")),
     ("creds-store", {"credsStore": "fake"}, {"r.io": ("su", "ss")}, "r.io", ("su", "ss")),
-    (
-        "creds-store-miss-falls-back",
-        {"credsStore": "fake", "auths": {"r.io": {"auth": _b64("a", "b")}}},
-        {},
-        "r.io",
-        ("a", "b"),
-    ),
+    ("creds-store-miss-falls-back", {"credsStore": "fake", "auths": {"r.io": {"auth": _b64("a", "b")}}},
+     {}, "r.io", ("a", "b")),
     ("helper-not-found", {"credHelpers": {"r.io": "fake"}}, {}, "r.io", None),
 ]
 
 
-@pytest.mark.parametrize(
-    ("doc", "answers", "host", "expected"),
-    [c[1:] for c in CONFIG_CASES],
-    ids=[c[0] for c in CONFIG_CASES],
-)
-def test_docker_config(
-    tmp_path: Path,
-    doc: dict[str, object],
-    answers: dict[str, tuple[str, str]],
-    host: str,
-    expected: tuple[str, str] | None,
-) -> None:
+@pytest.mark.parametrize(("doc", "answers", "host", "expected"), [c[1:] for c in CONFIG_CASES],
+                         ids=[c[0] for c in CONFIG_CASES])
+def test_docker_config(tmp_path: Path, doc: dict[str, object], answers: dict[str, tuple[str, str]],
+                       host: str, expected: tuple[str, str] | None) -> None:
     config_dir = tmp_path / "cfg"
     config_dir.mkdir()
     (config_dir / "config.json").write_text(json.dumps(doc))
     log = tmp_path / "helper.log"
     _helper(tmp_path / "bin", "fake", answers, log)
-    env = {
-        "DOCKER_CONFIG": str(config_dir),
-        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
-    }
+    env = {"DOCKER_CONFIG": str(config_dir), "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     creds = DockerConfigCredentials(env=env).get(host)
     assert (None if creds is None else (creds.username, creds.secret)) == expected
     if log.exists():  # the helper got only "get" in argv: the server came on stdin
@@ -189,12 +119,8 @@ def test_docker_config(
 
 
 def test_registry_auth_file_wins(tmp_path: Path) -> None:
-    (tmp_path / "auth.json").write_text(
-        json.dumps({"auths": {"r.io": {"auth": _b64("podman", "p1")}}})
-    )
-    (tmp_path / "config.json").write_text(
-        json.dumps({"auths": {"r.io": {"auth": _b64("docker", "p2")}}})
-    )
+    (tmp_path / "auth.json").write_text(json.dumps({"auths": {"r.io": {"auth": _b64("podman", "p1")}}}))
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {"r.io": {"auth": _b64("docker", "p2")}}}))
     env = {"REGISTRY_AUTH_FILE": str(tmp_path / "auth.json"), "DOCKER_CONFIG": str(tmp_path)}
     creds = DockerConfigCredentials(env=env).get("r.io")
     assert creds is not None and creds.username == "podman"
@@ -205,9 +131,7 @@ def test_registry_auth_file_wins(tmp_path: Path) -> None:
 
 def test_home_default(tmp_path: Path) -> None:
     (tmp_path / ".docker").mkdir()
-    (tmp_path / ".docker" / "config.json").write_text(
-        json.dumps({"auths": {"r.io": {"auth": _b64("h", "p")}}})
-    )
+    (tmp_path / ".docker" / "config.json").write_text(json.dumps({"auths": {"r.io": {"auth": _b64("h", "p")}}}))
     creds = DockerConfigCredentials(env={"HOME": str(tmp_path)}).get("r.io")
     assert creds is not None and creds.username == "h"
 
@@ -219,9 +143,7 @@ BAD_CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("text", "message"), [c[1:] for c in BAD_CONFIGS], ids=[c[0] for c in BAD_CONFIGS]
-)
+@pytest.mark.parametrize(("text", "message"), [c[1:] for c in BAD_CONFIGS], ids=[c[0] for c in BAD_CONFIGS])
 def test_bad_config(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "config.json").write_text(text)
     with pytest.raises(UsageError) as info:
@@ -248,13 +170,7 @@ def test_credentials_never_in_repr() -> None:
 
 ENV_CASES = [
     ("none", {}, False, None, None),
-    (
-        "both",
-        {"ACR_CI_REGISTRY_USERNAME": "u", "ACR_CI_REGISTRY_PASSWORD": "p"},
-        False,
-        ("u", "p"),
-        None,
-    ),
+    ("both", {"ACR_CI_REGISTRY_USERNAME": "u", "ACR_CI_REGISTRY_PASSWORD": "p"}, False, ("u", "p"), None),
     ("user-only", {"ACR_CI_REGISTRY_USERNAME": "u"}, False, None, "ACR_CI_REGISTRY_PASSWORD"),
     ("pass-only", {"ACR_CI_REGISTRY_PASSWORD": "p"}, False, None, "ACR_CI_REGISTRY_USERNAME"),
     ("stdin", {"ACR_CI_REGISTRY_USERNAME": "u"}, True, ("u", "from-stdin"), None),
@@ -262,12 +178,10 @@ ENV_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("env", "stdin", "expected", "error"), [c[1:] for c in ENV_CASES], ids=[c[0] for c in ENV_CASES]
-)
-def test_env_credentials(
-    env: dict[str, str], stdin: bool, expected: tuple[str, str] | None, error: str | None
-) -> None:
+@pytest.mark.parametrize(("env", "stdin", "expected", "error"), [c[1:] for c in ENV_CASES],
+                         ids=[c[0] for c in ENV_CASES])
+def test_env_credentials(env: dict[str, str], stdin: bool,
+                         expected: tuple[str, str] | None, error: str | None) -> None:
     args = argparse.Namespace(password_stdin=stdin)
     if error:
         with pytest.raises(UsageError) as info:

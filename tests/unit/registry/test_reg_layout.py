@@ -42,9 +42,7 @@ def test_default_image_is_the_only_entry(oci_layout_factory: LayoutFactory) -> N
 def test_platform_entries_mean_index_json_itself(oci_layout_factory: LayoutFactory) -> None:
     made = oci_layout_factory(seed=2)
     index = json.loads(made.blob_path(made.index_digest).read_bytes())
-    _rewrite_index(
-        made.path, index["manifests"]
-    )  # builders may write per-platform entries directly
+    _rewrite_index(made.path, index["manifests"])  # builders may write per-platform entries directly
     m = OciLayout(made.path).get_manifest("")
     assert m.is_index
     assert sorted(c.digest for c in m.children()) == sorted(made.manifests.values())
@@ -69,9 +67,7 @@ def test_empty_and_missing_layouts(tmp_path: Path) -> None:
         OciLayout(tmp_path / "nope")
     assert "no index.json" in info.value.message
     empty = OciLayout(tmp_path / "new", create=True)
-    assert json.loads((tmp_path / "new" / "oci-layout").read_text()) == {
-        "imageLayoutVersion": "1.0.0"
-    }
+    assert json.loads((tmp_path / "new" / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}
     with pytest.raises(NotFoundError):
         empty.get_manifest("")
 
@@ -79,19 +75,9 @@ def test_empty_and_missing_layouts(tmp_path: Path) -> None:
 def test_tags_are_replaced_not_duplicated(tmp_path: Path) -> None:
     layout = OciLayout(tmp_path / "l", create=True)
     for n in (1, 2):
-        data = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": "application/vnd.oci.empty.v1+json",
-                    "digest": sha(b"{}"),
-                    "size": 2,
-                },
-                "layers": [],
-                "n": n,
-            }
-        ).encode()
+        data = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {
+            "mediaType": "application/vnd.oci.empty.v1+json", "digest": sha(b"{}"), "size": 2}, "layers": [],
+            "n": n}).encode()
         layout.put_manifest(Manifest(data, OCI_MANIFEST, sha256_digest(data)), "v1")
     entries = layout.entries()
     assert len(entries) == 1
@@ -117,18 +103,11 @@ def test_set_entries_read_blob_and_delete_blob(tmp_path: Path) -> None:
         layout.read_blob(Descriptor(desc.media_type, desc.digest, len(config) - 1))
     with pytest.raises(UnsupportedError, match="more than the 8"):
         layout.read_blob(desc, limit=8)
-    named = Descriptor(
-        OCI_MANIFEST,
-        desc.digest,
-        desc.size,
-        annotations={"org.opencontainers.image.ref.name": "v1"},
-    )
+    named = Descriptor(OCI_MANIFEST, desc.digest, desc.size, annotations={"org.opencontainers.image.ref.name": "v1"})
     layout.set_entries([named, named])
     layout.set_entries([named])
     top = json.loads((tmp_path / "l" / "index.json").read_text())
-    assert (
-        top["schemaVersion"] == 2 and top["mediaType"] == "application/vnd.oci.image.index.v1+json"
-    )
+    assert top["schemaVersion"] == 2 and top["mediaType"] == "application/vnd.oci.image.index.v1+json"
     assert top["manifests"] == [named.to_json()]
     assert layout.list_tags() == ["v1"]
     layout.delete_blob(desc.digest)
@@ -139,12 +118,8 @@ def test_set_entries_read_blob_and_delete_blob(tmp_path: Path) -> None:
 def test_layout_to_layout_copy_and_rerun(oci_layout_factory: LayoutFactory, tmp_path: Path) -> None:
     made = oci_layout_factory(seed=4, platforms=["linux/amd64", "linux/arm64", "linux/s390x"])
     with Client() as c:
-        first = c.copy(
-            LayoutReference(str(made.path)), LayoutReference(str(tmp_path / "out"), "v1")
-        )
-        second = c.copy(
-            LayoutReference(str(made.path)), LayoutReference(str(tmp_path / "out"), "v1")
-        )
+        first = c.copy(LayoutReference(str(made.path)), LayoutReference(str(tmp_path / "out"), "v1"))
+        second = c.copy(LayoutReference(str(made.path)), LayoutReference(str(tmp_path / "out"), "v1"))
     assert first.digest == second.digest == made.index_digest
     assert second.bytes_sent == 0 and second.blobs_copied == 0
     for blob in made.blobs:
@@ -158,24 +133,11 @@ def test_layout_referrers_by_subject(oci_layout_factory: LayoutFactory, tmp_path
     made = oci_layout_factory(seed=5)
     src = OciLayout(made.path)
     subject = src.get_manifest("")
-    data = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": "application/x-sig",
-            "config": {
-                "mediaType": "application/vnd.oci.empty.v1+json",
-                "digest": sha(b"{}"),
-                "size": 2,
-            },
-            "layers": [],
-            "subject": {
-                "mediaType": subject.media_type,
-                "digest": subject.digest,
-                "size": subject.size,
-            },
-        }
-    ).encode()
+    data = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/x-sig",
+                       "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha(b"{}"),
+                                  "size": 2},
+                       "layers": [], "subject": {"mediaType": subject.media_type, "digest": subject.digest,
+                                                 "size": subject.size}}).encode()
     src.put_blob(Descriptor("application/vnd.oci.empty.v1+json", sha(b"{}"), 2), [b"{}"])
     sig = Manifest(data, OCI_MANIFEST, sha256_digest(data))
     src.put_manifest(sig, sig.digest, top_level=True)

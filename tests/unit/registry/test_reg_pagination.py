@@ -22,12 +22,8 @@ from acr_ci.registry.auth import DockerConfigCredentials
 
 TAGS = [f"t{i:02d}" for i in range(7)]
 REFERRERS = [
-    {
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": "sha256:" + c * 64,
-        "size": 100 + i,
-        "artifactType": f"application/x-kind-{i}",
-    }
+    {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + c * 64, "size": 100 + i,
+     "artifactType": f"application/x-kind-{i}"}
     for i, c in enumerate("abc")
 ]
 
@@ -65,17 +61,12 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
             if page + 1 < len(REFERRERS):
                 headers["Link"] = f'<{parts.path}?page={page + 1}>; rel="next"'
-            doc = {
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.index.v1+json",
-                "manifests": entries,
-            }
+            doc = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                   "manifests": entries}
             self._send(200, json.dumps(doc).encode(), headers)
             return
         if parts.path != "/v2/team/app/tags/list":
-            self._send(
-                404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}'
-            )
+            self._send(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}')
             return
         q = parse_qs(parts.query)
         n = int(q.get("n", ["1000"])[0])
@@ -112,10 +103,8 @@ def fake_registry() -> Iterator[_Server]:
 
 
 def _client(attempts: int = 5) -> Client:
-    return Client(
-        credentials=DockerConfigCredentials(paths=[]),
-        retry=RetryPolicy(attempts=attempts, base_delay=0.01, max_retry_after=2.0),
-    )
+    return Client(credentials=DockerConfigCredentials(paths=[]),
+                  retry=RetryPolicy(attempts=attempts, base_delay=0.01, max_retry_after=2.0))
 
 
 @pytest.mark.parametrize("page_size", [1, 2, 3, 7, 100], ids=lambda n: f"n{n}")
@@ -160,6 +149,4 @@ def test_referrers_api_pages(fake_registry: _Server) -> None:
     assert [(d.digest, d.artifact_type) for d in found] == [
         (r["digest"], r["artifactType"]) for r in REFERRERS
     ]
-    assert not [p for p, _ in fake_registry.seen if "sha256-" in p], (
-        "no tag fallback when the API answers"
-    )
+    assert not [p for p, _ in fake_registry.seen if "sha256-" in p], "no tag fallback when the API answers"

@@ -14,35 +14,13 @@ GOOD = [
     ("hub-short", "alpine", "docker.io", "library/alpine", None, None, "registry-1.docker.io"),
     ("hub-tag", "alpine:3.20", "docker.io", "library/alpine", "3.20", None, "registry-1.docker.io"),
     ("hub-ns", "team/app:v1", "docker.io", "team/app", "v1", None, "registry-1.docker.io"),
-    (
-        "hub-explicit",
-        "docker.io/alpine",
-        "docker.io",
-        "library/alpine",
-        None,
-        None,
-        "registry-1.docker.io",
-    ),
+    ("hub-explicit", "docker.io/alpine", "docker.io", "library/alpine", None, None, "registry-1.docker.io"),
     ("hub-index", "index.docker.io/x/y", "docker.io", "x/y", None, None, "registry-1.docker.io"),
-    (
-        "host-dot",
-        "registry.example.com/team/app:v1",
-        "registry.example.com",
-        "team/app",
-        "v1",
-        None,
-        "registry.example.com",
-    ),
+    ("host-dot", "registry.example.com/team/app:v1", "registry.example.com", "team/app", "v1", None,
+     "registry.example.com"),
     ("localhost", "localhost/app", "localhost", "app", None, None, "localhost"),
-    (
-        "localhost-port",
-        "localhost:5000/team/app:latest",
-        "localhost:5000",
-        "team/app",
-        "latest",
-        None,
-        "localhost:5000",
-    ),
+    ("localhost-port", "localhost:5000/team/app:latest", "localhost:5000", "team/app", "latest", None,
+     "localhost:5000"),
     ("ipv4-port", "127.0.0.1:5000/a/b/c:t", "127.0.0.1:5000", "a/b/c", "t", None, "127.0.0.1:5000"),
     ("ipv6", "[::1]:5000/team/app:v1", "[::1]:5000", "team/app", "v1", None, "[::1]:5000"),
     ("ipv6-noport", "[fd00::1]/app", "[fd00::1]", "app", None, None, "[fd00::1]"),
@@ -52,21 +30,12 @@ GOOD = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("text", "registry", "repository", "tag", "digest", "api_host"),
-    [c[1:] for c in GOOD],
-    ids=[c[0] for c in GOOD],
-)
-def test_parse_good(
-    text: str, registry: str, repository: str, tag: str | None, digest: str | None, api_host: str
-) -> None:
+@pytest.mark.parametrize(("text", "registry", "repository", "tag", "digest", "api_host"),
+                         [c[1:] for c in GOOD], ids=[c[0] for c in GOOD])
+def test_parse_good(text: str, registry: str, repository: str, tag: str | None,
+                    digest: str | None, api_host: str) -> None:
     ref = Reference.parse(text)
-    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (
-        registry,
-        repository,
-        tag,
-        digest,
-    )
+    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repository, tag, digest)
     assert ref.api_host == api_host
 
 
@@ -102,9 +71,7 @@ LAYOUTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("text", "path", "tag"), [c[1:] for c in LAYOUTS], ids=[c[0] for c in LAYOUTS]
-)
+@pytest.mark.parametrize(("text", "path", "tag"), [c[1:] for c in LAYOUTS], ids=[c[0] for c in LAYOUTS])
 def test_layout_parse(text: str, path: str, tag: str | None) -> None:
     loc = parse_location(text)
     assert isinstance(loc, LayoutReference)
@@ -119,9 +86,7 @@ LAYOUT_BAD = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("text", "message"), [c[1:] for c in LAYOUT_BAD], ids=[c[0] for c in LAYOUT_BAD]
-)
+@pytest.mark.parametrize(("text", "message"), [c[1:] for c in LAYOUT_BAD], ids=[c[0] for c in LAYOUT_BAD])
 def test_layout_parse_bad(text: str, message: str) -> None:
     with pytest.raises(UsageError) as info:
         LayoutReference.parse(text)

@@ -27,16 +27,9 @@ from acr_ci.registry.transport import RetryPolicy, parse_link_next, parse_retry_
 BASE = "http://127.0.0.1:5000/v2/team/app/tags/list?n=2"
 
 LINKS = [
-    (
-        "relative",
-        '</v2/team/app/tags/list?n=2&last=b>; rel="next"',
-        "http://127.0.0.1:5000/v2/team/app/tags/list?n=2&last=b",
-    ),
-    (
-        "absolute",
-        '<https://r.io/v2/x/tags/list?last=c>; rel="next"',
-        "https://r.io/v2/x/tags/list?last=c",
-    ),
+    ("relative", '</v2/team/app/tags/list?n=2&last=b>; rel="next"',
+     "http://127.0.0.1:5000/v2/team/app/tags/list?n=2&last=b"),
+    ("absolute", '<https://r.io/v2/x/tags/list?last=c>; rel="next"', "https://r.io/v2/x/tags/list?last=c"),
     ("unquoted-rel", "</v2/x?last=d>; rel=next", "http://127.0.0.1:5000/v2/x?last=d"),
     ("several", '</a>; rel="prev", </b>; rel="next"', "http://127.0.0.1:5000/b"),
     ("multi-rel", '</c>; rel="last next"', "http://127.0.0.1:5000/c"),
@@ -63,9 +56,7 @@ RETRY_AFTER = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"), [c[1:] for c in RETRY_AFTER], ids=[c[0] for c in RETRY_AFTER]
-)
+@pytest.mark.parametrize(("value", "expected"), [c[1:] for c in RETRY_AFTER], ids=[c[0] for c in RETRY_AFTER])
 def test_retry_after(value: str | None, expected: float | None) -> None:
     got = parse_retry_after(value, now=NOW)
     if expected is None:
@@ -85,11 +76,8 @@ DELAYS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("attempt", "retry_after", "rand", "expected"),
-    [c[1:] for c in DELAYS],
-    ids=[c[0] for c in DELAYS],
-)
+@pytest.mark.parametrize(("attempt", "retry_after", "rand", "expected"), [c[1:] for c in DELAYS],
+                         ids=[c[0] for c in DELAYS])
 def test_backoff(attempt: int, retry_after: float | None, rand: float, expected: float) -> None:
     assert RetryPolicy().delay(attempt, retry_after, rand=lambda: rand) == pytest.approx(expected)
 
@@ -105,9 +93,7 @@ LOOPBACK = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("host", "expected"), [c[1:] for c in LOOPBACK], ids=[c[0] for c in LOOPBACK]
-)
+@pytest.mark.parametrize(("host", "expected"), [c[1:] for c in LOOPBACK], ids=[c[0] for c in LOOPBACK])
 def test_is_loopback(host: str, expected: bool) -> None:
     assert is_loopback(host) is expected
 
@@ -119,21 +105,15 @@ def _doc(**kw: object) -> bytes:
 MANIFESTS = [
     ("oci-header", _doc(schemaVersion=2, config={}, layers=[]), OCI_MANIFEST, OCI_MANIFEST),
     ("docker-header", _doc(schemaVersion=2), DOCKER_MANIFEST, DOCKER_MANIFEST),
-    (
-        "field-wins-over-generic",
-        _doc(schemaVersion=2, mediaType=DOCKER_LIST, manifests=[]),
-        "application/json",
-        DOCKER_LIST,
-    ),
+    ("field-wins-over-generic", _doc(schemaVersion=2, mediaType=DOCKER_LIST, manifests=[]),
+     "application/json", DOCKER_LIST),
     ("guess-index", _doc(schemaVersion=2, manifests=[]), None, OCI_INDEX),
     ("guess-image", _doc(schemaVersion=2, config={}, layers=[]), "", OCI_MANIFEST),
     ("charset-param", _doc(schemaVersion=2), f"{OCI_INDEX}; charset=utf-8", OCI_INDEX),
 ]
 
 
-@pytest.mark.parametrize(
-    ("data", "header", "expected"), [c[1:] for c in MANIFESTS], ids=[c[0] for c in MANIFESTS]
-)
+@pytest.mark.parametrize(("data", "header", "expected"), [c[1:] for c in MANIFESTS], ids=[c[0] for c in MANIFESTS])
 def test_manifest_media_type(data: bytes, header: str | None, expected: str) -> None:
     m = Manifest.from_bytes(data, header, where="t")
     assert m.media_type == expected
@@ -144,24 +124,13 @@ MANIFEST_BAD = [
     ("schema1", _doc(schemaVersion=1, fsLayers=[]), None, UnsupportedError, "schema 1"),
     ("not-json", b"{", None, UnsupportedError, "not JSON"),
     ("unknown", _doc(hello=1), "text/plain", UnsupportedError, "unsupported manifest media type"),
-    (
-        "digest-mismatch",
-        _doc(schemaVersion=2, manifests=[]),
-        OCI_INDEX,
-        DigestMismatchError,
-        "expected",
-    ),
+    ("digest-mismatch", _doc(schemaVersion=2, manifests=[]), OCI_INDEX, DigestMismatchError, "expected"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("data", "header", "error", "message"),
-    [c[1:] for c in MANIFEST_BAD],
-    ids=[c[0] for c in MANIFEST_BAD],
-)
-def test_manifest_bad(
-    data: bytes, header: str | None, error: type[Exception], message: str
-) -> None:
+@pytest.mark.parametrize(("data", "header", "error", "message"), [c[1:] for c in MANIFEST_BAD],
+                         ids=[c[0] for c in MANIFEST_BAD])
+def test_manifest_bad(data: bytes, header: str | None, error: type[Exception], message: str) -> None:
     expected = "sha256:" + "0" * 64 if error is DigestMismatchError else None
     with pytest.raises(error) as info:
         Manifest.from_bytes(data, header, expected_digest=expected, where="t")
@@ -169,15 +138,9 @@ def test_manifest_bad(
 
 
 def test_index_children_and_platforms() -> None:
-    d1 = {
-        "mediaType": OCI_MANIFEST,
-        "digest": "sha256:" + "1" * 64,
-        "size": 10,
-        "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
-    }
-    m = Manifest.from_bytes(
-        _doc(schemaVersion=2, mediaType=OCI_INDEX, manifests=[d1]), OCI_INDEX, where="t"
-    )
+    d1 = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + "1" * 64, "size": 10,
+          "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}}
+    m = Manifest.from_bytes(_doc(schemaVersion=2, mediaType=OCI_INDEX, manifests=[d1]), OCI_INDEX, where="t")
     (child,) = m.children()
     assert child.platform == Platform("linux", "arm64", "v8")
     assert child.platform.matches(Platform.parse("linux/arm64"))
@@ -192,9 +155,7 @@ def test_referrers_tag() -> None:
 
 
 def _desc(data: bytes) -> Descriptor:
-    return Descriptor(
-        "application/octet-stream", "sha256:" + hashlib.sha256(data).hexdigest(), len(data)
-    )
+    return Descriptor("application/octet-stream", "sha256:" + hashlib.sha256(data).hexdigest(), len(data))
 
 
 VERIFY = [
@@ -205,9 +166,7 @@ VERIFY = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("chunks", "content", "error"), [c[1:] for c in VERIFY], ids=[c[0] for c in VERIFY]
-)
+@pytest.mark.parametrize(("chunks", "content", "error"), [c[1:] for c in VERIFY], ids=[c[0] for c in VERIFY])
 def test_verified(chunks: list[bytes], content: bytes, error: str | None) -> None:
     seen: list[int] = []
     it = verified(chunks, _desc(content), "t", seen.append)
@@ -239,9 +198,7 @@ INSECURE = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("listed", "host", "expected"), [c[1:] for c in INSECURE], ids=[c[0] for c in INSECURE]
-)
+@pytest.mark.parametrize(("listed", "host", "expected"), [c[1:] for c in INSECURE], ids=[c[0] for c in INSECURE])
 def test_insecure_hosts(listed: list[str], host: str, expected: bool) -> None:
     from acr_ci.registry import Client
     from acr_ci.registry.auth import DockerConfigCredentials
@@ -263,8 +220,5 @@ def test_loopback_is_always_insecure_and_others_verify() -> None:
 def test_insecure_from_env() -> None:
     from acr_ci.registry import insecure_from_env
 
-    assert insecure_from_env({"ACR_CI_INSECURE_REGISTRIES": " a.io:5000, b.io ,,"}) == [
-        "a.io:5000",
-        "b.io",
-    ]
+    assert insecure_from_env({"ACR_CI_INSECURE_REGISTRIES": " a.io:5000, b.io ,,"}) == ["a.io:5000", "b.io"]
     assert insecure_from_env({}) == []

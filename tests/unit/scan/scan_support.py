@@ -28,9 +28,7 @@ def jq(program: str, path: Path) -> Any:
     exe = shutil.which("jq")
     if exe is None:
         skip_or_fail("jq is not installed (apt-get install jq)")
-    out = subprocess.run(
-        [exe, "-c", program, str(path)], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([exe, "-c", program, str(path)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 

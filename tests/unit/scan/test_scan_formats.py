@@ -90,13 +90,8 @@ def test_each_format_refuses_a_missing_folder(choice: OutputFormat, tmp_path: Pa
 
 
 def test_requested_files_map_each_flag_to_its_format() -> None:
-    request = ScanRequest(
-        image=None,
-        config=ScanConfig(),
-        output_json="a.json",
-        gitlab_report="b.json",
-        sarif="c.sarif",
-    )
+    request = ScanRequest(image=None, config=ScanConfig(), output_json="a.json",
+                          gitlab_report="b.json", sarif="c.sarif")
     assert requested_files(request) == (
         (OutputFormat.JSON, "a.json", "--output-json"),
         (OutputFormat.GITLAB, "b.json", "--gitlab-report"),
@@ -108,12 +103,7 @@ def test_requested_files_map_each_flag_to_its_format() -> None:
 
 
 def test_run_scan_writes_every_file_it_can_and_raises_the_first_failure(tmp_path: Path) -> None:
-    times = iter(
-        [
-            datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC),
-            datetime(2026, 11, 23, 10, 0, 42, tzinfo=UTC),
-        ]
-    )
+    times = iter([datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC), datetime(2026, 11, 23, 10, 0, 42, tzinfo=UTC)])
     request = ScanRequest(
         image=None,
         config=ScanConfig(engine=ScanEngine.REPORT, block=POLICY),
@@ -131,7 +121,4 @@ def test_run_scan_writes_every_file_it_can_and_raises_the_first_failure(tmp_path
     doc = json.loads((tmp_path / "scan.json").read_text())
     assert doc["started"] == "2026-11-23T10:00:00Z" and doc["finished"] == "2026-11-23T10:00:42Z"
     assert doc["gate"] is None and doc["sources"] == [str(fixture("trivy-app-amd64.json"))]
-    assert (
-        json.loads((tmp_path / "scan.sarif").read_text())["runs"][0]["properties"]["blocked"]
-        is True
-    )
+    assert json.loads((tmp_path / "scan.sarif").read_text())["runs"][0]["properties"]["blocked"] is True

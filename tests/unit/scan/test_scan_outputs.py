@@ -26,31 +26,16 @@ IMAGE = "127.0.0.1:5000/team/app:1.4.2@sha256:" + "ab" * 32
 
 
 def ctx(enforced: bool = True) -> ScanContext:
-    return ScanContext(
-        IMAGE,
-        ("linux/amd64", "linux/arm64"),
-        "trivy",
-        "0.57.1",
-        ("trivy a", "trivy b"),
-        T0,
-        T1,
-        enforced,
-    )
+    return ScanContext(IMAGE, ("linux/amd64", "linux/arm64"), "trivy", "0.57.1",
+                       ("trivy a", "trivy b"), T0, T1, enforced)
 
 
 def all_findings() -> tuple[Finding, ...]:
-    names = [
-        "trivy-app-amd64.json",
-        "grype-app-arm64.json",
-        "gitlab-cs-app.json",
-        "sarif-trivy-app.sarif",
-    ]
+    names = ["trivy-app-amd64.json", "grype-app-arm64.json", "gitlab-cs-app.json", "sarif-trivy-app.sarif"]
     return tuple(f for n in names for f in read_report(fixture(n)).findings)
 
 
-POLICY = BlockPolicy(
-    severity=Severity.HIGH, allow=(AllowEntry("CVE-2011-3374", "apt-key unused", date(2026, 1, 1)),)
-)
+POLICY = BlockPolicy(severity=Severity.HIGH, allow=(AllowEntry("CVE-2011-3374", "apt-key unused", date(2026, 1, 1)),))
 
 
 def test_gitlab_report_validates_against_the_official_schema() -> None:
@@ -85,14 +70,8 @@ def test_gitlab_report_shape_without_schema() -> None:
     doc = GitlabFormat().render(ctx(), findings, verdict)
     assert doc["version"] == "15.2.4"
     assert doc["scan"]["type"] == "container_scanning"
-    assert (
-        doc["scan"]["start_time"] == "2026-11-23T10:00:00"
-        and doc["scan"]["end_time"] == "2026-11-23T10:00:42"
-    )
-    assert {m["level"] for m in doc["scan"]["messages"]} == {
-        "info",
-        "warn",
-    }  # verdict + expired allow entry
+    assert doc["scan"]["start_time"] == "2026-11-23T10:00:00" and doc["scan"]["end_time"] == "2026-11-23T10:00:42"
+    assert {m["level"] for m in doc["scan"]["messages"]} == {"info", "warn"}  # verdict + expired allow entry
     vulns = doc["vulnerabilities"]
     # one entry per distinct (platform, id, package, version): the GitLab + SARIF inputs have no
     # platform and repeat some trivy rows, so count the distinct keys independently
@@ -102,16 +81,10 @@ def test_gitlab_report_shape_without_schema() -> None:
     severities = {"Critical", "High", "Medium", "Low", "Info", "Unknown"}
     for v in vulns:
         assert v["severity"] in severities
-        assert v["identifiers"] and all(
-            i["type"] and i["name"] and i["value"] for i in v["identifiers"]
-        )
+        assert v["identifiers"] and all(i["type"] and i["name"] and i["value"] for i in v["identifiers"])
         assert v["location"]["operating_system"] and v["location"]["image"] == IMAGE
-    uri = [
-        v
-        for v in vulns
-        if v["location"]["dependency"]["package"]["name"] == "uri"
-        and v["location"]["operating_system"].endswith("(linux/arm64)")
-    ]
+    uri = [v for v in vulns if v["location"]["dependency"]["package"]["name"] == "uri"
+           and v["location"]["operating_system"].endswith("(linux/arm64)")]
     assert {i["value"] for i in uri[0]["identifiers"]} == {"GHSA-hv5j-3h9f-99c2", "CVE-2023-28755"}
     assert uri[0]["solution"] == "Upgrade uri to 0.10.2"
 
@@ -120,13 +93,8 @@ def test_gitlab_round_trip_keeps_findings() -> None:
     findings = read_report(fixture("trivy-app-amd64.json")).findings
     doc = GitlabFormat().render(ctx(), findings, evaluate(findings, POLICY, TODAY))
     back = read_report_from(doc, "gitlab")
-    assert sorted(
-        (f.id, f.package, f.installed_version, f.severity, f.fixed_version, f.platform)
-        for f in back
-    ) == sorted(
-        (f.id, f.package, f.installed_version, f.severity, f.fixed_version, f.platform)
-        for f in findings
-    )
+    assert sorted((f.id, f.package, f.installed_version, f.severity, f.fixed_version, f.platform) for f in back) == \
+        sorted((f.id, f.package, f.installed_version, f.severity, f.fixed_version, f.platform) for f in findings)
 
 
 def test_sarif_round_trip_keeps_findings() -> None:
@@ -136,12 +104,8 @@ def test_sarif_round_trip_keeps_findings() -> None:
     back = read_report_from(doc, "sarif")
     # the SARIF rule id is the merged (canonical) id; the id the scanner used is kept as an alias
     canonical = {f: v.id for v in verdict.vulnerabilities for f in v.findings}
-    assert sorted(
-        (canonical[f], f.package, f.severity, f.fixed_version or "", f.platform or "")
-        for f in findings
-    ) == sorted(
-        (f.id, f.package, f.severity, f.fixed_version or "", f.platform or "") for f in back
-    )
+    assert sorted((canonical[f], f.package, f.severity, f.fixed_version or "", f.platform or "") for f in findings) == \
+        sorted((f.id, f.package, f.severity, f.fixed_version or "", f.platform or "") for f in back)
     assert len(doc["runs"][0]["tool"]["driver"]["rules"]) == len(verdict.vulnerabilities)
     blocking = {r["ruleId"] for r in doc["runs"][0]["results"] if r["properties"]["blocking"]}
     assert blocking == {v.id for v in verdict.blocking_vulnerabilities}
@@ -170,9 +134,7 @@ def test_json_document(tmp_path: Path) -> None:
 
 def test_write_json_failure_is_an_acr_error(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match=r"--sarif .*nope/x\.sarif: cannot write"):
-        SarifFormat().save(
-            tmp_path / "nope" / "x.sarif", ctx(), (), evaluate((), POLICY, TODAY), what="--sarif"
-        )
+        SarifFormat().save(tmp_path / "nope" / "x.sarif", ctx(), (), evaluate((), POLICY, TODAY), what="--sarif")
 
 
 def test_summary_lists_counts_rule_and_findings() -> None:
@@ -185,7 +147,4 @@ def test_summary_lists_counts_rule_and_findings() -> None:
     assert "EXPIRED allow entry CVE-2011-3374" in text
     assert "mode non-blocking" in text
     critical_line = next(line for line in text.splitlines() if line.strip().startswith("critical"))
-    assert critical_line.split()[1:] == [
-        "1",
-        str(sum(1 for f in findings if f.severity is Severity.CRITICAL)),
-    ]
+    assert critical_line.split()[1:] == ["1", str(sum(1 for f in findings if f.severity is Severity.CRITICAL))]

@@ -13,32 +13,13 @@ from acr_ci.scan.findings import Finding
 from acr_ci.scan.policy import evaluate
 
 TODAY = date(2026, 11, 23)
-C, H, M, L, N, U = (
-    Severity.CRITICAL,
-    Severity.HIGH,
-    Severity.MEDIUM,
-    Severity.LOW,
-    Severity.NEGLIGIBLE,
-    Severity.UNKNOWN,
-)
+C, H, M, L, N, U = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW, Severity.NEGLIGIBLE,
+                    Severity.UNKNOWN)
 
 
-def f(
-    vid: str,
-    sev: Severity,
-    pkg: str = "pkg",
-    *,
-    fixed: str | None = "9.9",
-    aliases: tuple[str, ...] = (),
-) -> Finding:
-    return Finding(
-        id=vid,
-        severity=sev,
-        package=pkg,
-        installed_version="1.0",
-        fixed_version=fixed,
-        aliases=frozenset(aliases),
-    )
+def f(vid: str, sev: Severity, pkg: str = "pkg", *, fixed: str | None = "9.9", aliases: tuple[str, ...] = ()) -> Finding:
+    return Finding(id=vid, severity=sev, package=pkg, installed_version="1.0", fixed_version=fixed,
+                   aliases=frozenset(aliases))
 
 
 # an image: 1 critical (unfixed, in two packages), 2 high (one a GHSA with a CVE alias, also
@@ -66,118 +47,41 @@ class Case:
 
 CASES = [
     Case("no-rule-never-blocks", BlockPolicy(), False),
-    Case(
-        "critical-1",
-        BlockPolicy(severity=C),
-        True,
-        ("severity",),
-        {"severity": ("CVE-2023-45853",)},
-    ),
-    Case(
-        "high-counts-vulnerabilities-not-findings",
-        BlockPolicy(severity=H, count=3),
-        True,
-        ("severity",),
-        {"severity": ("CVE-2023-45853", "CVE-2023-28755", "CVE-2023-4641")},
-    ),
-    Case(
-        "high-count-4-passes",
-        BlockPolicy(severity=H, count=4),
-        False,
-        (),
-        {"severity": ("CVE-2023-45853", "CVE-2023-28755", "CVE-2023-4641")},
-    ),
+    Case("critical-1", BlockPolicy(severity=C), True, ("severity",), {"severity": ("CVE-2023-45853",)}),
+    Case("high-counts-vulnerabilities-not-findings", BlockPolicy(severity=H, count=3), True, ("severity",),
+         {"severity": ("CVE-2023-45853", "CVE-2023-28755", "CVE-2023-4641")}),
+    Case("high-count-4-passes", BlockPolicy(severity=H, count=4), False, (),
+         {"severity": ("CVE-2023-45853", "CVE-2023-28755", "CVE-2023-4641")}),
     Case("low-count-5", BlockPolicy(severity=L, count=5), True, ("severity",)),
     Case("low-count-6-unknown-not-counted", BlockPolicy(severity=L, count=6), False),
-    Case(
-        "unknown-threshold-counts-everything", BlockPolicy(severity=U, count=6), True, ("severity",)
-    ),
-    Case(
-        "ignore-unfixed-high",
-        BlockPolicy(severity=H, ignore_unfixed=True),
-        True,
-        ("severity",),
-        {"severity": ("CVE-2023-28755",)},
-    ),
+    Case("unknown-threshold-counts-everything", BlockPolicy(severity=U, count=6), True, ("severity",)),
+    Case("ignore-unfixed-high", BlockPolicy(severity=H, ignore_unfixed=True), True, ("severity",),
+         {"severity": ("CVE-2023-28755",)}),
     Case("ignore-unfixed-critical-passes", BlockPolicy(severity=C, ignore_unfixed=True), False),
-    Case(
-        "id-listed",
-        BlockPolicy(vulnerabilities=("CVE-2024-0727",)),
-        True,
-        ("vulnerabilities",),
-        {"vulnerabilities": ("CVE-2024-0727",)},
-    ),
-    Case(
-        "id-via-ghsa-alias",
-        BlockPolicy(vulnerabilities=("ghsa-hv5j-3h9f-99c2",)),
-        True,
-        ("vulnerabilities",),
-        {"vulnerabilities": ("CVE-2023-28755",)},
-    ),
+    Case("id-listed", BlockPolicy(vulnerabilities=("CVE-2024-0727",)), True, ("vulnerabilities",),
+         {"vulnerabilities": ("CVE-2024-0727",)}),
+    Case("id-via-ghsa-alias", BlockPolicy(vulnerabilities=("ghsa-hv5j-3h9f-99c2",)), True, ("vulnerabilities",),
+         {"vulnerabilities": ("CVE-2023-28755",)}),
     Case("id-absent", BlockPolicy(vulnerabilities=("CVE-2024-3094",)), False),
-    Case(
-        "id-ignores-ignore-unfixed",
-        BlockPolicy(vulnerabilities=("CVE-2023-45853",), ignore_unfixed=True),
-        True,
-        ("vulnerabilities",),
-    ),
-    Case(
-        "any-severity-only",
-        BlockPolicy(severity=C, vulnerabilities=("CVE-2024-3094",)),
-        True,
-        ("severity",),
-    ),
-    Case(
-        "any-id-only",
-        BlockPolicy(severity=C, count=2, vulnerabilities=("CVE-2024-0727",)),
-        True,
-        ("vulnerabilities",),
-    ),
-    Case(
-        "all-needs-both-fails",
-        BlockPolicy(severity=C, vulnerabilities=("CVE-2024-3094",), logic=BlockLogic.ALL),
-        False,
-        ("severity",),
-    ),
-    Case(
-        "all-both-fire",
-        BlockPolicy(severity=H, vulnerabilities=("CVE-2024-0727",), logic=BlockLogic.ALL),
-        True,
-        ("severity", "vulnerabilities"),
-    ),
+    Case("id-ignores-ignore-unfixed", BlockPolicy(vulnerabilities=("CVE-2023-45853",), ignore_unfixed=True), True,
+         ("vulnerabilities",)),
+    Case("any-severity-only", BlockPolicy(severity=C, vulnerabilities=("CVE-2024-3094",)), True, ("severity",)),
+    Case("any-id-only", BlockPolicy(severity=C, count=2, vulnerabilities=("CVE-2024-0727",)), True,
+         ("vulnerabilities",)),
+    Case("all-needs-both-fails", BlockPolicy(severity=C, vulnerabilities=("CVE-2024-3094",), logic=BlockLogic.ALL),
+         False, ("severity",)),
+    Case("all-both-fire", BlockPolicy(severity=H, vulnerabilities=("CVE-2024-0727",), logic=BlockLogic.ALL), True,
+         ("severity", "vulnerabilities")),
     Case("all-single-rule", BlockPolicy(severity=C, logic=BlockLogic.ALL), True, ("severity",)),
-    Case(
-        "allow-removes-from-severity",
-        BlockPolicy(severity=C, allow=(AllowEntry("CVE-2023-45853", "unreachable"),)),
-        False,
-    ),
-    Case(
-        "allow-by-alias-removes-merged",
-        BlockPolicy(
-            severity=H,
-            count=3,
-            allow=(AllowEntry("GHSA-hv5j-3h9f-99c2", "not used", date(2026, 11, 23)),),
-        ),
-        False,
-        (),
-        {"severity": ("CVE-2023-45853", "CVE-2023-4641")},
-    ),
-    Case(
-        "allow-removes-from-id-list",
-        BlockPolicy(
-            vulnerabilities=("CVE-2024-0727",),
-            allow=(AllowEntry("CVE-2024-0727", "patched", date(2027, 1, 31)),),
-        ),
-        False,
-    ),
-    Case(
-        "expired-allow-does-not-allow",
-        BlockPolicy(
-            severity=C, allow=(AllowEntry("CVE-2023-45853", "was ok", date(2026, 11, 22)),)
-        ),
-        True,
-        ("severity",),
-    ),
+    Case("allow-removes-from-severity", BlockPolicy(severity=C, allow=(AllowEntry("CVE-2023-45853", "unreachable"),)),
+         False),
+    Case("allow-by-alias-removes-merged", BlockPolicy(
+        severity=H, count=3, allow=(AllowEntry("GHSA-hv5j-3h9f-99c2", "not used", date(2026, 11, 23)),)), False, (),
+         {"severity": ("CVE-2023-45853", "CVE-2023-4641")}),
+    Case("allow-removes-from-id-list", BlockPolicy(
+        vulnerabilities=("CVE-2024-0727",), allow=(AllowEntry("CVE-2024-0727", "patched", date(2027, 1, 31)),)), False),
+    Case("expired-allow-does-not-allow", BlockPolicy(
+        severity=C, allow=(AllowEntry("CVE-2023-45853", "was ok", date(2026, 11, 22)),)), True, ("severity",)),
 ]
 
 
@@ -207,9 +111,7 @@ def test_expired_entries_are_reported_and_live_ones_say_what_they_allowed() -> N
     policy = BlockPolicy(
         severity=M,
         allow=(
-            AllowEntry(
-                "CVE-2024-0727", "fixed upstream soon", date(2026, 11, 23)
-            ),  # last valid day
+            AllowEntry("CVE-2024-0727", "fixed upstream soon", date(2026, 11, 23)),  # last valid day
             AllowEntry("CVE-2023-4641", "no passwd use", date(2026, 11, 22)),  # expired yesterday
             AllowEntry("CVE-1999-0001", "old entry"),  # no expiry, matches nothing
         ),
@@ -224,9 +126,7 @@ def test_expired_entries_are_reported_and_live_ones_say_what_they_allowed() -> N
     assert "CVE-2024-0727" not in [v.id for v in severity.matched]
     assert "CVE-2023-4641" in [v.id for v in severity.matched]
     doc = verdict.to_json()
-    assert doc["expired"] == [
-        {"id": "CVE-2023-4641", "reason": "no passwd use", "until": "2026-11-22"}
-    ]
+    assert doc["expired"] == [{"id": "CVE-2023-4641", "reason": "no passwd use", "until": "2026-11-22"}]
     # the same policy a day earlier: nothing expired
     assert evaluate(IMAGE, policy, date(2026, 11, 22)).expired == ()
 
@@ -259,9 +159,7 @@ def test_evaluate_is_pure() -> None:
 
 def test_allow_covers_the_whole_merged_vulnerability_even_with_ignore_unfixed() -> None:
     findings = (
-        f(
-            "GHSA-aaaa-bbbb-cccc", C, "gem", fixed=None, aliases=("CVE-2024-9",)
-        ),  # unfixed: dropped first
+        f("GHSA-aaaa-bbbb-cccc", C, "gem", fixed=None, aliases=("CVE-2024-9",)),  # unfixed: dropped first
         f("CVE-2024-9", C, "lib"),  # fixed, and only linked to the GHSA through the unfixed finding
     )
     allow = (AllowEntry("GHSA-aaaa-bbbb-cccc", "accepted"),)

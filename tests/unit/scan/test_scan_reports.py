@@ -19,14 +19,14 @@ JQ_FINDINGS = {
     ReportFormat.TRIVY: "[.Results[]?.Vulnerabilities[]?] | length",
     ReportFormat.GRYPE: ".matches | length",
     ReportFormat.GITLAB: ".vulnerabilities | length",
-    ReportFormat.SARIF: '[.runs[].results[]? | select((.kind // "fail") == "fail")] | length',
+    ReportFormat.SARIF: "[.runs[].results[]? | select((.kind // \"fail\") == \"fail\")] | length",
 }
 # distinct vulnerabilities after merging ids with aliases (jq groups the id sets)
 JQ_IDSETS = {
     ReportFormat.TRIVY: "[.Results[]?.Vulnerabilities[]? | [.VulnerabilityID]]",
     ReportFormat.GRYPE: "[.matches[] | [.vulnerability.id] + [.relatedVulnerabilities[]?.id]]",
-    ReportFormat.GITLAB: '[.vulnerabilities[] | [.identifiers[] | select(.type != "cwe") | .value]]',
-    ReportFormat.SARIF: '[.runs[].results[]? | [.ruleId | capture("^(?<id>CVE-[0-9]+-[0-9]+|GHSA(-[a-z0-9]{4}){3})").id // .ruleId]]',
+    ReportFormat.GITLAB: "[.vulnerabilities[] | [.identifiers[] | select(.type != \"cwe\") | .value]]",
+    ReportFormat.SARIF: "[.runs[].results[]? | [.ruleId | capture(\"^(?<id>CVE-[0-9]+-[0-9]+|GHSA(-[a-z0-9]{4}){3})\").id // .ruleId]]",
 }
 
 
@@ -58,9 +58,7 @@ OWN = [
 
 
 @pytest.mark.parametrize(("name", "fmt", "findings", "vulns"), OWN, ids=[o[0] for o in OWN])
-def test_own_fixtures_parse_and_match_jq(
-    name: str, fmt: ReportFormat, findings: int, vulns: int
-) -> None:
+def test_own_fixtures_parse_and_match_jq(name: str, fmt: ReportFormat, findings: int, vulns: int) -> None:
     path = fixture(name)
     report = read_report(path)  # auto-detected
     assert report.format is fmt
@@ -77,11 +75,7 @@ def test_trivy_fields() -> None:
     by = {(f.id, f.package): f for f in report.findings}
     ssl = by[("CVE-2024-0727", "libssl3")]
     assert (ssl.severity, ssl.installed_version, ssl.fixed_version, ssl.fix_state) == (
-        Severity.MEDIUM,
-        "3.0.11-1~deb12u2",
-        "3.0.13-1~deb12u1",
-        FixState.FIXED,
-    )
+        Severity.MEDIUM, "3.0.11-1~deb12u2", "3.0.13-1~deb12u1", FixState.FIXED)
     assert ssl.title == "openssl: denial of service via null dereference"
     assert ssl.url == "https://avd.aquasec.com/nvd/cve-2024-0727"
     assert ssl.platform == "linux/amd64"
@@ -101,14 +95,8 @@ def test_grype_fields() -> None:
     assert ghsa.aliases == frozenset({"CVE-2023-28755"}) and ghsa.fixed_version == "0.10.2"
     assert ghsa.target == "/usr/local/bundle/specifications/uri-0.10.1.gemspec"
     assert by["CVE-2023-45853"].fix_state is FixState.WONT_FIX
-    assert (
-        by["CVE-2011-3374"].fix_state is FixState.NOT_FIXED
-        and by["CVE-2011-3374"].severity is Severity.NEGLIGIBLE
-    )
-    assert (
-        by["CVE-2024-2236"].fix_state is FixState.UNKNOWN
-        and by["CVE-2024-2236"].fixed_version is None
-    )
+    assert by["CVE-2011-3374"].fix_state is FixState.NOT_FIXED and by["CVE-2011-3374"].severity is Severity.NEGLIGIBLE
+    assert by["CVE-2024-2236"].fix_state is FixState.UNKNOWN and by["CVE-2024-2236"].fixed_version is None
     assert by["CVE-2024-0727"].aliases == frozenset()  # its related entry is itself
 
 
@@ -130,11 +118,8 @@ def test_sarif_trivy_fields() -> None:
     report = read_report(fixture("sarif-trivy-app.sarif"))
     by = {(f.id, f.package): f for f in report.findings}
     ssl = by[("CVE-2024-0727", "libssl3")]
-    assert (ssl.severity, ssl.installed_version, ssl.fixed_version) == (
-        Severity.MEDIUM,
-        "3.0.11-1~deb12u2",
-        "3.0.13-1~deb12u1",
-    )
+    assert (ssl.severity, ssl.installed_version, ssl.fixed_version) == (Severity.MEDIUM, "3.0.11-1~deb12u2",
+                                                                        "3.0.13-1~deb12u1")
     assert by[("CVE-2023-45853", "zlib1g")].severity is Severity.CRITICAL  # security-severity 9.8
     assert by[("CVE-2023-45853", "zlib1g")].fixed_version is None  # "Fixed Version: " empty
     assert by[("CVE-2011-3374", "apt")].severity is Severity.LOW  # no score: the LOW tag
@@ -143,15 +128,8 @@ def test_sarif_trivy_fields() -> None:
 def test_sarif_grype_fields() -> None:
     report = read_report(fixture("sarif-grype-app.sarif"))
     by = {f.id: f for f in report.findings}
-    assert set(by) == {
-        "CVE-2024-0727",
-        "GHSA-hv5j-3h9f-99c2",
-        "CVE-2023-45853",
-    }  # suffix -PACKAGE dropped
-    assert (
-        by["CVE-2024-0727"].package == "libssl3"
-        and by["CVE-2024-0727"].fixed_version == "3.0.13-1~deb12u1"
-    )
+    assert set(by) == {"CVE-2024-0727", "GHSA-hv5j-3h9f-99c2", "CVE-2023-45853"}  # suffix -PACKAGE dropped
+    assert by["CVE-2024-0727"].package == "libssl3" and by["CVE-2024-0727"].fixed_version == "3.0.13-1~deb12u1"
     assert by["GHSA-hv5j-3h9f-99c2"].severity is Severity.HIGH  # 7.5
     assert by["CVE-2023-45853"].severity is Severity.HIGH  # no score, no tag: rule level error
 
@@ -163,12 +141,8 @@ SARIF_SEVERITY = [
     ("score-low", {"properties": {"security-severity": "0.1"}}, {}, Severity.LOW),
     ("score-zero", {"properties": {"security-severity": "0"}}, {}, Severity.NEGLIGIBLE),
     ("rule-score", {}, {"properties": {"security-severity": "7.1"}}, Severity.HIGH),
-    (
-        "result-score-wins",
-        {"properties": {"security-severity": "2"}},
-        {"properties": {"security-severity": "9.5"}},
-        Severity.LOW,
-    ),
+    ("result-score-wins", {"properties": {"security-severity": "2"}}, {"properties": {"security-severity": "9.5"}},
+     Severity.LOW),
     ("word", {"properties": {"severity": "critical"}}, {}, Severity.CRITICAL),
     ("tag", {}, {"properties": {"tags": ["security", "MEDIUM"]}}, Severity.MEDIUM),
     ("level-error", {"level": "error"}, {}, Severity.HIGH),
@@ -182,21 +156,15 @@ SARIF_SEVERITY = [
 def sarif(result: dict[str, object], rule: dict[str, object]) -> dict[str, object]:
     return {
         "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {"driver": {"name": "x", "rules": [{"id": "CVE-2024-1", **rule}]}},
-                "results": [{"ruleId": "CVE-2024-1", "message": {"text": "Package: p"}, **result}],
-            }
-        ],
+        "runs": [{
+            "tool": {"driver": {"name": "x", "rules": [{"id": "CVE-2024-1", **rule}]}},
+            "results": [{"ruleId": "CVE-2024-1", "message": {"text": "Package: p"}, **result}],
+        }],
     }
 
 
-@pytest.mark.parametrize(
-    ("case", "result", "rule", "expected"), SARIF_SEVERITY, ids=[c[0] for c in SARIF_SEVERITY]
-)
-def test_sarif_severity_mapping(
-    case: str, result: dict[str, object], rule: dict[str, object], expected: Severity
-) -> None:
+@pytest.mark.parametrize(("case", "result", "rule", "expected"), SARIF_SEVERITY, ids=[c[0] for c in SARIF_SEVERITY])
+def test_sarif_severity_mapping(case: str, result: dict[str, object], rule: dict[str, object], expected: Severity) -> None:
     (finding,) = parse_report(sarif(result, rule), source="t.sarif").findings
     assert finding.severity is expected
 
@@ -226,111 +194,36 @@ def write(tmp_path: Path, text: str, name: str = "r.json") -> Path:
 TRIVY_ROW = {"VulnerabilityID": "CVE-1", "PkgName": "p", "Severity": "HIGH"}
 BAD = [
     ("not-json", "{nope", None, r"r\.json:1:2: not valid JSON"),
-    (
-        "unknown-format",
-        json.dumps({"hello": 1}),
-        None,
-        r"r\.json: not a report format acr-ci knows",
-    ),
-    (
-        "trivy-schema-1",
-        json.dumps({"SchemaVersion": 1, "Results": []}),
-        None,
-        r"r\.json: \$\.SchemaVersion: is 1; acr-ci reads SchemaVersion 2",
-    ),
-    (
-        "trivy-no-pkg",
-        json.dumps(
-            {"SchemaVersion": 2, "Results": [{"Vulnerabilities": [{"VulnerabilityID": "CVE-1"}]}]}
-        ),
-        None,
-        r"\$\.Results\[0\]\.Vulnerabilities\[0\]\.PkgName: expected a string, found null",
-    ),
-    (
-        "trivy-bad-severity",
-        json.dumps(
-            {
-                "SchemaVersion": 2,
-                "Results": [{"Vulnerabilities": [{**TRIVY_ROW, "Severity": "SEVERE"}]}],
-            }
-        ),
-        None,
-        r"Severity: unknown severity 'SEVERE'",
-    ),
-    (
-        "trivy-results-not-list",
-        json.dumps({"SchemaVersion": 2, "Results": {}}),
-        None,
-        r"\$\.Results: expected a list, found an object",
-    ),
-    (
-        "grype-bad-state",
-        json.dumps(
-            {
-                "matches": [
-                    {
-                        "vulnerability": {
-                            "id": "CVE-1",
-                            "severity": "High",
-                            "fix": {"state": "maybe"},
-                        },
-                        "artifact": {"name": "p"},
-                    }
-                ],
-                "source": {},
-            }
-        ),
-        None,
-        r"fix\.state: unknown state 'maybe'",
-    ),
-    (
-        "gitlab-version",
-        json.dumps({"version": "2.0", "vulnerabilities": []}),
-        None,
-        r"\$\.version: is '2\.0'; acr-ci reads schema versions 14\.x and 15\.x",
-    ),
-    (
-        "gitlab-only-cwe",
-        json.dumps(
-            {
-                "version": "15.0.7",
-                "vulnerabilities": [
-                    {
-                        "identifiers": [{"type": "cwe", "name": "CWE-79", "value": "79"}],
-                        "severity": "High",
-                        "location": {"dependency": {"package": {"name": "p"}, "version": "1"}},
-                    }
-                ],
-            }
-        ),
-        None,
-        r"identifiers: names no vulnerability id",
-    ),
-    (
-        "sarif-version",
-        json.dumps({"version": "2.0.0", "runs": []}),
-        ReportFormat.SARIF,
-        r"\$\.version: is '2\.0\.0'",
-    ),
-    (
-        "sarif-bad-score",
-        json.dumps(sarif({"properties": {"security-severity": "high"}}, {})),
-        None,
-        r"security-severity: is 'high', not a score from 0 to 10",
-    ),
-    (
-        "wrong-format-forced",
-        json.dumps({"matches": [], "source": {}}),
-        ReportFormat.TRIVY,
-        r"\$\.SchemaVersion: is None",
-    ),
+    ("unknown-format", json.dumps({"hello": 1}), None, r"r\.json: not a report format acr-ci knows"),
+    ("trivy-schema-1", json.dumps({"SchemaVersion": 1, "Results": []}), None,
+     r"r\.json: \$\.SchemaVersion: is 1; acr-ci reads SchemaVersion 2"),
+    ("trivy-no-pkg", json.dumps({"SchemaVersion": 2, "Results": [{"Vulnerabilities": [{"VulnerabilityID": "CVE-1"}]}]}),
+     None, r"\$\.Results\[0\]\.Vulnerabilities\[0\]\.PkgName: expected a string, found null"),
+    ("trivy-bad-severity", json.dumps({"SchemaVersion": 2, "Results": [{"Vulnerabilities": [{**TRIVY_ROW, "Severity": "SEVERE"}]}]}),
+     None, r"Severity: unknown severity 'SEVERE'"),
+    ("trivy-results-not-list", json.dumps({"SchemaVersion": 2, "Results": {}}), None,
+     r"\$\.Results: expected a list, found an object"),
+    ("grype-bad-state", json.dumps({"matches": [{"vulnerability": {"id": "CVE-1", "severity": "High",
+                                                                   "fix": {"state": "maybe"}},
+                                                 "artifact": {"name": "p"}}], "source": {}}),
+     None, r"fix\.state: unknown state 'maybe'"),
+    ("gitlab-version", json.dumps({"version": "2.0", "vulnerabilities": []}), None,
+     r"\$\.version: is '2\.0'; acr-ci reads schema versions 14\.x and 15\.x"),
+    ("gitlab-only-cwe", json.dumps({"version": "15.0.7", "vulnerabilities": [{
+        "identifiers": [{"type": "cwe", "name": "CWE-79", "value": "79"}], "severity": "High",
+        "location": {"dependency": {"package": {"name": "p"}, "version": "1"}}}]}), None,
+     r"identifiers: names no vulnerability id"),
+    ("sarif-version", json.dumps({"version": "2.0.0", "runs": []}), ReportFormat.SARIF, r"\$\.version: is '2\.0\.0'"),
+    ("sarif-bad-score", json.dumps(sarif({"properties": {"security-severity": "high"}}, {})), None,
+     r"security-severity: is 'high', not a score from 0 to 10"),
+    ("wrong-format-forced", json.dumps({"matches": [], "source": {}}), ReportFormat.TRIVY,
+     r"\$\.SchemaVersion: is None"),
 ]
 
 
 @pytest.mark.parametrize(("case", "text", "fmt", "message"), BAD, ids=[b[0] for b in BAD])
-def test_bad_reports_are_one_line_errors(
-    tmp_path: Path, case: str, text: str, fmt: ReportFormat | None, message: str
-) -> None:
+def test_bad_reports_are_one_line_errors(tmp_path: Path, case: str, text: str, fmt: ReportFormat | None,
+                                         message: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ReportError, match=message) as info:
         read_report(path, fmt)
@@ -372,34 +265,22 @@ def test_shared_conformance(name: str, fmt: ReportFormat) -> None:
 
 def test_shared_specifics() -> None:
     alpine = read_report(upstream_report("trivy-alpine-39.json"))
-    assert (
-        len(alpine.findings) == 6 and len(merge(alpine.findings)) == 3
-    )  # CVEs repeated across packages
+    assert len(alpine.findings) == 6 and len(merge(alpine.findings)) == 3  # CVEs repeated across packages
     mariner = read_report(upstream_report("trivy-mariner-1.0.json"))
     assert any(f.severity is Severity.HIGH and f.fixed_version is None for f in mariner.findings)
     assert read_report(upstream_report("trivy-sl-micro-rancher5.4.json")).findings == ()
     ruby = merge(read_report(upstream_report("grype-chainguard-ruby.json")).findings)
     assert [(v.id, sorted(v.aliases), len(v.findings)) for v in ruby] == [
-        ("CVE-2023-28755", ["GHSA-hv5j-3h9f-99c2"], 3)
-    ]
+        ("CVE-2023-28755", ["GHSA-hv5j-3h9f-99c2"], 3)]
     keycloak = read_report(upstream_report("grype-keycloak.json"))
     assert {f.fix_state for f in keycloak.findings} == {FixState.WONT_FIX}
     gitlab = read_report(upstream_report("gitlab-cs-trivy-alpine.json"))
     counts = {s: sum(1 for f in gitlab.findings if f.severity is s) for s in Severity}
-    assert counts == {
-        s: jq(
-            f'[.vulnerabilities[] | select(.severity == "{w}")] | length',
-            upstream_report("gitlab-cs-trivy-alpine.json"),
-        )
-        for s, w in [
-            (Severity.UNKNOWN, "Unknown"),
-            (Severity.NEGLIGIBLE, "Info"),
-            (Severity.LOW, "Low"),
-            (Severity.MEDIUM, "Medium"),
-            (Severity.HIGH, "High"),
-            (Severity.CRITICAL, "Critical"),
-        ]
-    }
+    assert counts == {s: jq(f'[.vulnerabilities[] | select(.severity == "{w}")] | length',
+                             upstream_report("gitlab-cs-trivy-alpine.json"))
+                      for s, w in [(Severity.UNKNOWN, "Unknown"), (Severity.NEGLIGIBLE, "Info"),
+                                   (Severity.LOW, "Low"), (Severity.MEDIUM, "Medium"),
+                                   (Severity.HIGH, "High"), (Severity.CRITICAL, "Critical")]}
     sarif_report = read_report(upstream_report("sarif-trivy-alpine-310.sarif"))
     assert {f.package for f in sarif_report.findings} >= {"libcrypto1.1"}
 
