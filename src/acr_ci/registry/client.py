@@ -121,7 +121,7 @@ class Client:
                     limit=HostLimit(limit),
                     credentials=self.credentials,
                     insecure=self.is_insecure(host),
-                    pool_size=max(self.jobs * 2 + 2, limit.max_concurrent * 2),
+                    pool_size=self.jobs * 2 + 2,
                     retry=self.retry,
                     timeout=self.timeout,
                 )

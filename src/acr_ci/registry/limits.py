@@ -192,6 +192,8 @@ class LimitedTransport(Transport):
 
     def __init__(self, host: str, *, limit: HostLimit, **kwargs: Any) -> None:
         sleep: Callable[[float], None] = kwargs.pop("sleep", time.sleep)
+        # room in the connection pool for every request the limit lets through, nested too
+        kwargs["pool_size"] = max(int(kwargs.get("pool_size", 8)), limit.limit.max_concurrent * 2)
         self.limit = limit
         super().__init__(host, sleep=lambda s: limit.sleeping(s, sleep), **kwargs)
 
