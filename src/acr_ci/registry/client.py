@@ -57,12 +57,12 @@ class Client:
         credentials: CredentialSource | None = None,
         insecure: Iterable[str] = (),
         jobs: int = 4,
+        limits: Mapping[str, Limit] | None = None,
+        default_limit: Limit | None = None,
         retry: RetryPolicy | None = None,
         progress: Progress | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         timeout: float = 60.0,
-        limits: Mapping[str, Limit] | None = None,
-        default_limit: Limit | None = None,
     ) -> None:
         if jobs < 1:
             raise UsageError(
@@ -71,12 +71,12 @@ class Client:
         self.credentials = credentials if credentials is not None else DockerConfigCredentials()
         self.insecure = frozenset(h.strip().lower() for h in insecure if h.strip())
         self.jobs = jobs
+        self.limits = {h.strip().lower(): v for h, v in (limits or {}).items()}
+        self.default_limit = default_limit or Limit()
         self.retry = retry or RetryPolicy()
         self.progress = progress
         self.chunk_size = chunk_size
         self.timeout = timeout
-        self.limits = {h.strip().lower(): v for h, v in (limits or {}).items()}
-        self.default_limit = default_limit or Limit()
         self._transports: dict[str, Transport] = {}
         self._repositories: dict[tuple[str, str], RegistryRepository] = {}
         self._flights = BlobFlights()
