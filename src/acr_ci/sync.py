@@ -13,7 +13,9 @@ digest*: every platform, byte-exact manifests (so the digest is the same at the 
 referrers (signatures, SBOMs) included, blobs the mirror already has skipped. Tags that
 point at the same digest go in one copy.
 
-Destinations run concurrently (at most :data:`MAX_PARALLEL` at once), each with the
+Destinations run concurrently (at most :data:`MAX_PARALLEL` at once), and so do the
+digests of one destination (at most :data:`DIGEST_PARALLEL`), all within the client's
+per-host request limit (:mod:`acr_ci.registry.limits`); each destination with the
 credentials the docker config holds for its host (the client looks them up per host). One
 failing destination never stops the others; each gets a :class:`SyncResult`:
 ``succeeded``, ``failed`` with a one-line reason, or ``skipped`` when no tag matched.
@@ -25,6 +27,7 @@ tags the mirror already has at the same digest.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ from acr_ci.models import Status
 
 if TYPE_CHECKING:
     from acr_ci.registry.client import Client
+    from acr_ci.registry.copy import CopyResult
     from acr_ci.registry.reference import Reference
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,9 @@ MAX_PARALLEL = 4
 """Destinations synced at the same time."""
 LOOKUP_PARALLEL = 8
 """Tag lookups (HEAD requests) at the same time, for backfill and ``IMAGE@DIGEST``."""
+DIGEST_PARALLEL = 8
+"""Digests copied to one destination at the same time (each copy's blob transfers are
+bounded by the client's ``jobs``; every request by the per-host limit of the client)."""
 
 
 @dataclass(frozen=True)
@@ -185,13 +192,12 @@ def _sync_one(
         )
     done: dict[str, TagSync] = {}
     groups: dict[str, list[str]] = {}
-    bytes_sent = copied = skipped = 0
-    referrers: list[str] = []
     failure: str | None = None
     try:
+        present = _present(client, dst, wanted) if skip_present else {}
         for tag in wanted:
             digest = tag_digests[tag]
-            if skip_present and client.tag_digest(dst.with_tag(tag)) == digest:
+            if present.get(tag) == digest:
                 done[tag] = TagSync(tag, digest, Status.SKIPPED, "already present with this digest")
                 continue
             groups.setdefault(digest, []).append(tag)
@@ -200,33 +206,50 @@ def _sync_one(
         groups = {}
         for tag in wanted:
             done.setdefault(tag, TagSync(tag, tag_digests[tag], Status.FAILED, failure))
-    for digest, tags in groups.items():
-        if failure is not None:
-            for tag in tags:
-                done[tag] = TagSync(tag, digest, Status.FAILED, f"not tried: {failure}")
-            continue
+    lock = threading.Lock()
+
+    def copy_group(digest: str, tags: list[str]) -> CopyResult | str:
+        """One digest's copy: its result, or why it failed (a "not tried" when an
+        earlier copy found the destination unreachable)."""
+        nonlocal failure
+        with lock:
+            if failure is not None:
+                return f"not tried: {failure}"
         try:
-            result = client.copy(
-                source.with_tag(None).with_digest(digest), dst, tags, referrers=True
-            )
+            return client.copy(source.with_tag(None).with_digest(digest), dst, tags, referrers=True)
         except EXPECTED_ERRORS as e:
             reason = error_reason(e)
             log.info("sync %s: %s <- %s failed: %s", rule.name, dst, digest, reason)
-            for tag in tags:
-                done[tag] = TagSync(tag, digest, Status.FAILED, reason)
             # unreachable or refusing destinations fail the same way for every digest
             from acr_ci.registry.transport import TransientError
 
             if not isinstance(e, AcrError) or isinstance(e, TransientError | UnauthorizedError):
-                failure = reason
+                with lock:
+                    failure = failure or reason
+            return reason
+
+    items = list(groups.items())
+    if len(items) > 1:
+        with ThreadPoolExecutor(
+            max_workers=min(DIGEST_PARALLEL, len(items)), thread_name_prefix="acr-ci-sync-copy"
+        ) as pool:
+            outcomes = list(pool.map(lambda item: copy_group(*item), items))
+    else:
+        outcomes = [copy_group(*item) for item in items]
+    bytes_sent = copied = skipped = 0
+    referrers: list[str] = []
+    for (digest, tags), outcome in zip(items, outcomes, strict=True):
+        if isinstance(outcome, str):
+            for tag in tags:
+                done[tag] = TagSync(tag, digest, Status.FAILED, outcome)
             continue
-        bytes_sent += result.bytes_sent
-        copied += result.blobs_copied
-        skipped += result.blobs_skipped
-        referrers.extend(r for r in result.referrers if r not in referrers)
+        bytes_sent += outcome.bytes_sent
+        copied += outcome.blobs_copied
+        skipped += outcome.blobs_skipped
+        referrers.extend(r for r in outcome.referrers if r not in referrers)
         for tag in tags:
-            done[tag] = TagSync(tag, result.digest, Status.SUCCEEDED)
-        log.info("sync %s: %s:%s -> %s", rule.name, dst, ",".join(tags), result.digest)
+            done[tag] = TagSync(tag, outcome.digest, Status.SUCCEEDED)
+        log.info("sync %s: %s:%s -> %s", rule.name, dst, ",".join(tags), outcome.digest)
     entries = tuple(done[t] for t in wanted)
     failed = [t for t in entries if t.status is Status.FAILED]
     return SyncResult(
@@ -283,6 +306,33 @@ def sync_image(
 ) -> tuple[SyncResult, ...]:
     """Mirror one image (``source`` repository at ``digest``, known under ``tags``)."""
     return sync_tags(client, rules, source, {t: digest for t in tags})
+
+
+def _present(client: Client, dst: Reference, tags: Sequence[str]) -> dict[str, str | None]:
+    """``tag → digest`` at the destination (``None``: no such tag); the first error raises.
+
+    The destination's tag list is read first and only the tags it lists are asked for,
+    concurrently (a new mirror costs one request, not one per tag); when the registry
+    refuses the list, every tag is asked for."""
+    from acr_ci.errors import DeniedError, NotFoundError, UnsupportedError
+
+    def one(tag: str) -> tuple[str, str | None]:
+        return tag, client.tag_digest(dst.with_tag(tag))
+
+    found: dict[str, str | None] = {}
+    if len(tags) > 1:
+        try:
+            listed = set(client.list_tags(dst))
+        except NotFoundError:  # no such repository yet: no tag is there
+            listed = set()
+        except (DeniedError, UnauthorizedError, UnsupportedError):  # may still HEAD each tag
+            listed = set(tags)
+        found = {t: None for t in tags if t not in listed}
+        tags = [t for t in tags if t in listed]
+    if len(tags) < 2:
+        return {**found, **dict(one(t) for t in tags)}
+    with ThreadPoolExecutor(max_workers=min(LOOKUP_PARALLEL, len(tags))) as pool:
+        return {**found, **dict(pool.map(one, tags))}
 
 
 def _lookup(client: Client, repo: Reference, tags: Sequence[str]) -> dict[str, str]:

@@ -220,6 +220,8 @@ class FaultProxy:
         self._bytes_up = 0
         self._bytes_down = 0
         self._accepted = 0
+        self._in_flight = 0
+        self._max_in_flight = 0
         self.log: list[ProxyRecord] = []
         """One record per request, in arrival order."""
         self._listener: socket.socket | None = None
@@ -267,6 +269,13 @@ class FaultProxy:
             return self._accepted
 
     @property
+    def max_in_flight(self) -> int:
+        """The most requests open at once so far (from the request line to the end of the
+        response body)."""
+        with self._lock:
+            return self._max_in_flight
+
+    @property
     def faults_injected(self) -> int:
         with self._lock:
             return sum(1 for r in self.log if r.fault)
@@ -275,6 +284,7 @@ class FaultProxy:
         """Zero the byte counters and clear the log."""
         with self._lock:
             self._bytes_up = self._bytes_down = self._accepted = 0
+            self._max_in_flight = self._in_flight
             self.log.clear()
 
     def start(self) -> FaultProxy:
@@ -344,6 +354,7 @@ class FaultProxy:
     def _serve(self, client: socket.socket) -> None:
         upstream: socket.socket | None = None
         up_reader: Reader | None = None
+        open_request = False
         reader = BufferedReader(socket.SocketIO(client, "rb"), _CHUNK)
         down = _Counter(client, self, up=False)
         try:
@@ -366,6 +377,9 @@ class FaultProxy:
                 record = ProxyRecord(method, target, None, None)
                 with self._lock:
                     self.log.append(record)
+                    self._in_flight += 1
+                    self._max_in_flight = max(self._max_in_flight, self._in_flight)
+                open_request = True
                 down.record = record
                 if self.on_request is not None:
                     self.on_request(record)
@@ -381,6 +395,7 @@ class FaultProxy:
                     for _ in body.pieces():
                         pass
                     self._refuse(down, record, fault)
+                    open_request = self._close_request(open_request)
                     if client_close:
                         return
                     continue
@@ -410,6 +425,7 @@ class FaultProxy:
                     pass  # the registry answered early and closed; relay its answer
 
                 keep = self._relay_response(up_reader, down, record, method, fault)
+                open_request = self._close_request(open_request)
                 if not keep:
                     _hard_close(upstream)
                     with self._lock:
@@ -420,6 +436,7 @@ class FaultProxy:
         except (_Closed, OSError, ValueError):
             return
         finally:
+            self._close_request(open_request)
             if upstream is not None:
                 _hard_close(upstream)
             _hard_close(client)
@@ -427,6 +444,13 @@ class FaultProxy:
                 self._conns.discard(client)
                 if upstream is not None:
                     self._conns.discard(upstream)
+
+    def _close_request(self, open_request: bool) -> bool:
+        """Count an open request as done (once); returns the new ``open_request``: False."""
+        if open_request:
+            with self._lock:
+                self._in_flight -= 1
+        return False
 
     def _refuse(self, down: _Counter, record: ProxyRecord, fault: str) -> None:
         status, reason = (

@@ -148,7 +148,8 @@ def config_client(
     The CI login goes to the config's image registry and the registries of ``images``;
     every other host, mirrors included, gets what the docker config holds for it. Plain
     HTTP is allowed for ``access.insecure``, ``$ACR_CI_INSECURE_REGISTRIES``, the config's
-    ``insecure_registries`` and sync destinations marked ``insecure: true``.
+    ``insecure_registries`` and sync destinations marked ``insecure: true``. Requests per
+    host are limited as the config's ``registries:`` says.
     """
     from acr_ci.registry.access import hosts_of, open_client
     from acr_ci.sync import insecure_hosts
@@ -158,4 +159,5 @@ def config_client(
         login_hosts=hosts_of(config.image, *images),
         insecure=insecure_hosts(config),
         env=env,
+        limits=config.registries,
     )

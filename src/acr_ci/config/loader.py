@@ -40,6 +40,7 @@ from acr_ci.config.model import (
     Builder,
     Config,
     OnBlock,
+    RegistryLimit,
     Rule,
     ScanConfig,
     ScanEngine,
@@ -186,4 +187,12 @@ def build_config(file: str, d: Mapping[str, Any]) -> Config:
         sync=tuple(sync),
         triggers=triggers,
         insecure_registries=tuple(d.get("insecure_registries", ())),
+        registries=tuple(
+            RegistryLimit(
+                host=str(host).lower(),
+                max_concurrent=v.get("max_concurrent"),
+                max_per_second=float(v["max_per_second"]) if "max_per_second" in v else None,
+            )
+            for host, v in d.get("registries", {}).items()
+        ),
     )

@@ -159,6 +159,18 @@ class Trigger:
 
 
 @dataclass(frozen=True)
+class RegistryLimit:
+    """One ``registries:`` entry: the request limit of one registry host."""
+
+    host: str
+    """``host`` or ``host:port``, lowercase."""
+    max_concurrent: int | None = None
+    """Requests open at once; ``None``: the default (8)."""
+    max_per_second: float | None = None
+    """Requests started per second; ``None``: unlimited."""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated ``.acr-ci.yml``."""
 
@@ -174,3 +186,5 @@ class Config:
     triggers: tuple[Trigger, ...] = ()
     insecure_registries: tuple[str, ...] = ()
     """Registries (host[:port]) allowed over plain HTTP / unverified TLS besides loopback."""
+    registries: tuple[RegistryLimit, ...] = ()
+    """Per-registry request limits (``registries:``), in file order."""

@@ -23,6 +23,7 @@ from acr_ci.errors import UsageError
 if TYPE_CHECKING:
     from acr_ci.registry.auth import CredentialSource
     from acr_ci.registry.client import Client
+    from acr_ci.registry.limits import LimitEntry
     from acr_ci.registry.progress import Progress
 
 # The registry modules (auth: subprocess, json; client: requests) are imported where they
@@ -98,22 +99,28 @@ def open_client(
     insecure: Iterable[str] = (),
     progress: Progress | None = None,
     env: Mapping[str, str] | None = None,
+    limits: Iterable[LimitEntry] = (),
 ) -> Client:
     """The registry client for one command.
 
     ``login_hosts``: where the CI login may go (the command's target registries);
     ``insecure``: more hosts allowed plain HTTP (the config's); ``progress``: where
-    transfer progress goes (``None``, or when ``access.quiet``: nowhere).
+    transfer progress goes (``None``, or when ``access.quiet``: nowhere); ``limits``: the
+    config's per-registry request limits (other hosts: ``$ACR_CI_MAX_CONCURRENT`` or 8).
     """
     from acr_ci.registry.auth import ci_then_docker_config
     from acr_ci.registry.client import Client, insecure_from_env
+    from acr_ci.registry.limits import default_limit, limits_from_config
 
     ci = access.login.for_hosts(login_hosts) if access.login else None
+    default = default_limit(env)
     return Client(
         credentials=ci_then_docker_config(ci, env),
         insecure=[*access.insecure, *insecure_from_env(env), *insecure],
         jobs=access.jobs,
         progress=None if access.quiet else progress,
+        limits=limits_from_config(limits, default),
+        default_limit=default,
     )
 
 

@@ -17,8 +17,9 @@ from types import TracebackType
 from acr_ci.errors import ImmutableTagError, UsageError
 from acr_ci.hosts import host_without_port
 from acr_ci.registry.auth import CredentialSource, DockerConfigCredentials
-from acr_ci.registry.copy import Copier, CopyResult
+from acr_ci.registry.copy import BlobFlights, Copier, CopyResult
 from acr_ci.registry.layout import DEFAULT_REF, OciLayout
+from acr_ci.registry.limits import HostLimit, Limit, LimitedTransport
 from acr_ci.registry.media import Descriptor, Manifest, Platform
 from acr_ci.registry.progress import Progress
 from acr_ci.registry.reference import LayoutReference, Location, Reference
@@ -44,7 +45,10 @@ class Client:
     ``insecure`` lists ``host[:port]`` entries allowed plain HTTP / unverified
     TLS (a bare host matches every port); loopback hosts always are. ``jobs``
     bounds parallel blob transfers per copy. ``credentials`` defaults to the
-    docker config files (see :mod:`acr_ci.registry.auth`).
+    docker config files (see :mod:`acr_ci.registry.auth`). ``limits`` maps ``host[:port]``
+    (a bare host matches every port) to its :class:`~acr_ci.registry.limits.Limit`; every
+    other host gets ``default_limit`` (8 requests open at once): one limit per host, shared by
+    every copy this client runs.
     """
 
     def __init__(
@@ -53,6 +57,8 @@ class Client:
         credentials: CredentialSource | None = None,
         insecure: Iterable[str] = (),
         jobs: int = 4,
+        limits: Mapping[str, Limit] | None = None,
+        default_limit: Limit | None = None,
         retry: RetryPolicy | None = None,
         progress: Progress | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -66,6 +72,8 @@ class Client:
         self.credentials = credentials if credentials is not None else DockerConfigCredentials()
         self.insecure = frozenset(h.strip().lower() for h in insecure if h.strip())
         self.jobs = jobs
+        self.limits = {h.strip().lower(): v for h, v in (limits or {}).items()}
+        self.default_limit = default_limit or Limit()
         self.retry = retry or RetryPolicy()
         self.progress = progress
         self.chunk_size = chunk_size
@@ -73,6 +81,8 @@ class Client:
         self.deadline = deadline
         """Seconds one request may take in all (blob transfers get more, by size)."""
         self._transports: dict[str, Transport] = {}
+        self._repositories: dict[tuple[str, str], RegistryRepository] = {}
+        self._flights = BlobFlights()
         self._lock = threading.Lock()
 
     def __enter__(self) -> Client:
@@ -88,6 +98,7 @@ class Client:
             for t in self._transports.values():
                 t.close()
             self._transports.clear()
+            self._repositories.clear()
 
     # -- stores ----------------------------------------------------------------
 
@@ -95,13 +106,22 @@ class Client:
         host = host.lower()
         return host in self.insecure or host_without_port(host) in self.insecure
 
+    def limit_for(self, host: str) -> Limit:
+        """The configured limit of ``host[:port]`` (``host:port`` wins over ``host``)."""
+        host = host.lower()
+        return (
+            self.limits.get(host) or self.limits.get(host_without_port(host)) or self.default_limit
+        )
+
     def transport(self, host: str) -> Transport:
-        """The shared transport for ``host[:port]``."""
+        """The shared transport for ``host[:port]`` (with the host's request limit)."""
         with self._lock:
             t = self._transports.get(host)
             if t is None:
-                t = Transport(
+                limit = self.limit_for(host)
+                t = LimitedTransport(
                     host,
+                    limit=HostLimit(limit),
                     credentials=self.credentials,
                     insecure=self.is_insecure(host),
                     pool_size=self.jobs * 2 + 2,
@@ -114,10 +134,16 @@ class Client:
             return t
 
     def repository(self, ref: Reference) -> RegistryRepository:
-        """The registry repository ``ref`` names."""
-        return RegistryRepository(
-            self.transport(ref.api_host), ref.repository, chunk_size=self.chunk_size
-        )
+        """The registry repository ``ref`` names (one per repository, shared by every copy,
+        so what it learns — whether the registry has the referrers API — is asked once)."""
+        transport = self.transport(ref.api_host)
+        key = (ref.api_host, ref.repository)
+        with self._lock:
+            repo = self._repositories.get(key)
+            if repo is None or repo.transport is not transport:
+                repo = RegistryRepository(transport, ref.repository, chunk_size=self.chunk_size)
+                self._repositories[key] = repo
+            return repo
 
     def store(self, location: Location, *, create: bool = False) -> Store:
         """A store for either side of a copy (``create`` makes a missing layout)."""
@@ -184,6 +210,7 @@ class Client:
             jobs=self.jobs,
             progress=self.progress,
             retry=self.retry,
+            flights=self._flights,
         )
         src_ref = _ref_of(src)
         result = copier.copy(src_ref, list(tags), platforms=platforms, referrers=referrers)

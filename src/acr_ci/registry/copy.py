@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import requests
@@ -85,6 +86,50 @@ class _Stats:
                 setattr(self, k, getattr(self, k) + v)
 
 
+class BlobFlights:
+    """Blob transfers under way, shared by the copies of one client: a copy about to send a
+    blob that another copy is sending to the same destination waits for that one (then
+    finds the blob there) instead of sending it a second time."""
+
+    LANDED_MAX = 100_000
+    """Blobs remembered as present (a bound on memory, not a limit on copies)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[tuple[str, str], threading.Event] = {}
+        self._landed: set[tuple[str, str]] = set()
+
+    @contextmanager
+    def flight(self, destination: str, digest: str) -> Iterator[bool]:
+        """Own the transfer of ``digest`` to ``destination`` while inside; yields True when
+        a copy of this client already put it there (or found it there): nothing to do."""
+        key = (destination, digest)
+        while True:
+            with self._lock:
+                there = key in self._landed
+                other = None if there else self._flights.get(key)
+                if not there and other is None:
+                    mine = self._flights[key] = threading.Event()
+                    break
+            if there:
+                yield True
+                return
+            assert other is not None
+            other.wait()
+        try:
+            yield False
+        finally:
+            with self._lock:
+                del self._flights[key]
+            mine.set()
+
+    def landed(self, destination: str, digest: str) -> None:
+        """``digest`` is at ``destination`` now."""
+        with self._lock:
+            if len(self._landed) < self.LANDED_MAX:
+                self._landed.add((destination, digest))
+
+
 class Copier:
     """Copies images from ``src`` to ``dst``; one instance per (source, destination) pair."""
 
@@ -97,8 +142,10 @@ class Copier:
         progress: Progress | None = None,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        flights: BlobFlights | None = None,
     ) -> None:
         self.src = src
+        self.flights = flights or BlobFlights()
         self.dst = dst
         self.jobs = max(1, jobs)
         self.progress: Progress = progress or NoProgress()
@@ -241,6 +288,18 @@ class Copier:
         with self._done_lock:
             if desc.digest in self._done_blobs:
                 return
+        where = self.dst.describe()
+        with self.flights.flight(where, desc.digest) as there:
+            if there:  # another copy of this command put it there (or found it)
+                self._stats.add(skipped=1)
+                self.progress.started(desc.digest, desc.size)
+                self.progress.finished(desc.digest, "exists")
+                self._mark(desc)
+                return
+            self._transfer_new_blob(desc)
+            self.flights.landed(where, desc.digest)
+
+    def _transfer_new_blob(self, desc: Descriptor) -> None:
         if self.dst.has_blob(desc):
             self._stats.add(skipped=1)
             self.progress.started(desc.digest, desc.size)
