@@ -102,6 +102,14 @@ def test_backfill_sends_a_shared_base_layer_once_and_asks_a_new_mirror_for_no_ta
     tag_heads = [
         r for r in proxy.log if r.method == "HEAD" and re.search(r"/manifests/t\d+$", r.target)
     ]
-    assert len(tag_heads) == 12  # the copy's own check before tagging, not a lookup per tag too
+    # an image new to the mirror is put under its tag straight away: no tag is asked for
+    assert tag_heads == []
+    tag_puts = [
+        r for r in proxy.log if r.method == "PUT" and re.search(r"/manifests/t\d+$", r.target)
+    ]
+    digest_puts = [
+        r for r in proxy.log if r.method == "PUT" and re.search(r"/manifests/sha256:", r.target)
+    ]
+    assert len(tag_puts) == 12 and digest_puts == []  # a PUT by tag stores the manifest too
     for tag, digest in tags.items():
         assert digest_at(mirror, "copy/app", tag) == digest

@@ -217,6 +217,7 @@ class Copier:
         all_manifests: list[Manifest] = [root]
         to_put: list[list[Manifest]] = []
         blobs: dict[str, Descriptor] = {}
+        root_new = False  # the destination lacked root: no tag there can point at it yet
         if self.dst.resolve(root.digest) is not None:
             self._stats.add(manifests_skipped=1)
             # Still learn the children for referrers, without copying anything.
@@ -231,6 +232,7 @@ class Copier:
                 all_manifests.extend(fetched)
                 level = [m for m in fetched if m.is_index]
         else:
+            root_new = True
             level = [root]
             to_put.append([root])
             while level:
@@ -251,14 +253,15 @@ class Copier:
             for group in reversed(to_put):
                 seen: set[str] = set()
                 for m in group:
-                    if m.digest in seen:
-                        continue
+                    if m.digest in seen or (m is root and tags):
+                        continue  # a tagged root is put under its tags below (that stores it)
                     seen.add(m.digest)
                     self._put(m, m.digest, top_level=m is root and not tags)
         for tag in tags:
-            current = self.dst.resolve(tag)
-            if current is not None and current.digest == root.digest:
-                continue
+            if not root_new:  # a tag may already point at it: then there is nothing to do
+                current = self.dst.resolve(tag)
+                if current is not None and current.digest == root.digest:
+                    continue
             self._put(root, tag)
             self.progress.message(f"tagged {self.dst.describe()}:{tag} -> {root.digest}")
         return all_manifests
