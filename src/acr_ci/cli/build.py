@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from acr_ci.cli.common import (
     Command,
     RefOptions,
+    add_layout_dir_flag,
     add_ref_flags,
     add_registry_flags,
     ref_options,
@@ -50,11 +51,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--output-json", metavar="FILE", help="write rule, tags and digests of each build here"
     )
-    p.add_argument(
-        "--layout-dir",
-        metavar="DIR",
-        help="where the OCI layouts go (default: a new temporary directory, kept)",
-    )
+    add_layout_dir_flag(p)
     add_registry_flags(p)
 
 

@@ -89,6 +89,15 @@ def add_ref_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time", metavar="T", help="the push time: ISO 8601 or epoch seconds")
 
 
+def add_layout_dir_flag(p: argparse.ArgumentParser) -> None:
+    """``--layout-dir``: where ``build`` and ``run`` write their OCI layouts."""
+    p.add_argument(
+        "--layout-dir",
+        metavar="DIR",
+        help="where the OCI layouts go (default: a new temporary directory, kept)",
+    )
+
+
 def ref_options(args: argparse.Namespace) -> RefOptions:
     return RefOptions(config=args.config, ref=args.ref, sha=args.sha, time=args.time)
 

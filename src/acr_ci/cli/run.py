@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from acr_ci.cli.common import (
     Command,
     RefOptions,
+    add_layout_dir_flag,
     add_ref_flags,
     add_registry_flags,
     ref_options,
@@ -40,11 +41,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_PATH,
         help=f"where the run record goes (default: {DEFAULT_PATH})",
     )
-    p.add_argument(
-        "--layout-dir",
-        metavar="DIR",
-        help="where the OCI layouts go (default: a new temporary directory, kept)",
-    )
+    add_layout_dir_flag(p)
     add_registry_flags(p)
 
 
