@@ -18,6 +18,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import ProxyManager
 
+from acr_ci import alarms
+
 if TYPE_CHECKING:
     import requests
 
@@ -35,16 +37,17 @@ class Deadline:
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self.expired = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
+        self._seconds = seconds
+        self._alarm: alarms.Alarm | None = None
 
     def __enter__(self) -> Deadline:
         _current.deadline = self
-        self._timer.start()
+        self._alarm = alarms.after(self._seconds, self._expire)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
+        if self._alarm is not None:
+            self._alarm.cancel()
         _current.deadline = None
 
     def watch(self, sock: socket.socket) -> None:

@@ -48,7 +48,7 @@ import requests.utils
 import urllib3
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from acr_ci import __version__
+from acr_ci import __version__, alarms
 from acr_ci.errors import (
     AcrError,
     DeniedError,
@@ -210,9 +210,7 @@ class _Watch:
         self._lock = threading.Lock()
         self._conns: list[Any] = []
         self._response: urllib3.BaseHTTPResponse | None = None
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        self._alarm = alarms.after(seconds, self._fire)
 
     def attach(self, conn: Any) -> None:
         with self._lock:
@@ -234,7 +232,7 @@ class _Watch:
                 _shutdown(conn)
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        self._alarm.cancel()
         with self._lock:
             self._conns.clear()
 
