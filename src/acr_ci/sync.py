@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from acr_ci.config.model import Config, SyncLevel, SyncRule
-from acr_ci.errors import EXPECTED_ERRORS, AcrError, UnauthorizedError, UsageError
+from acr_ci.errors import EXPECTED_ERRORS, AcrError, NotFoundError, UnauthorizedError, UsageError
 from acr_ci.errors import reason as error_reason
 from acr_ci.models import Status
 
@@ -216,7 +216,16 @@ def _sync_one(
             if failure is not None:
                 return f"not tried: {failure}"
         try:
-            return client.copy(source.with_tag(None).with_digest(digest), dst, tags, referrers=True)
+            # A backfill has read the destination's tags: a digest none of them names is
+            # copied without first asking whether the destination has it.
+            unseen = skip_present and all(tag in present and present[tag] is None for tag in tags)
+            return client.copy(
+                source.with_tag(None).with_digest(digest),
+                dst,
+                tags,
+                referrers=True,
+                probe=not unseen,
+            )
         except EXPECTED_ERRORS as e:
             reason = error_reason(e)
             log.info("sync %s: %s <- %s failed: %s", rule.name, dst, digest, reason)
@@ -336,10 +345,16 @@ def _present(client: Client, dst: Reference, tags: Sequence[str]) -> dict[str, s
 
 
 def _lookup(client: Client, repo: Reference, tags: Sequence[str]) -> dict[str, str]:
-    """``tag → digest`` for ``tags`` in ``repo`` (tags that vanished meanwhile are left out)."""
+    """``tag → digest`` for ``tags`` in ``repo`` (tags that vanished meanwhile are left out).
+
+    Each tag's manifest is read whole (a GET, where a HEAD would do for the digest): the
+    copy that follows needs it, and the client keeps what it read by digest."""
 
     def one(tag: str) -> tuple[str, str | None]:
-        return tag, client.tag_digest(repo.with_tag(tag))
+        try:
+            return tag, client.get_manifest(repo.with_tag(tag)).digest
+        except NotFoundError:
+            return tag, None
 
     if not tags:
         return {}

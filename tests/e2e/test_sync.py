@@ -175,6 +175,32 @@ def test_backfill_skips_tags_already_present(
     assert {t.tag: t.status for t in result.tags} == {"v1": Status.SKIPPED, "v2": Status.SUCCEEDED}
 
 
+def test_backfill_asks_each_thing_once(
+    registry: RegistryServer,
+    registry_factory: Callable[..., RegistryServer],
+    fault_proxy_factory: Callable[..., FaultProxy],
+    oci_layout_factory: Callable[..., Layout],
+) -> None:
+    """A backfill reads each manifest once, asks the destination nothing about an image
+    none of its tags names, and asks the source for no referrers tag its tag list lacks."""
+    source = fault_proxy_factory(registry)
+    mirror = registry_factory("plain")
+    dest = fault_proxy_factory(mirror)
+    digests = [push(registry, oci_layout_factory(seed=60 + i), "team/once", f"v{i}") for i in range(3)]
+    source.reset_counts()
+    with Client() as client:
+        [result] = backfill(client, [rule("rel", f"{dest.host}/m")], f"{source.host}/team/once")
+    assert {t.tag: t.status for t in result.tags} == {f"v{i}": Status.SUCCEEDED for i in range(3)}
+    for i, d in enumerate(digests):
+        assert digest_at(mirror, "m/once", f"v{i}") == d
+        assert_complete(mirror, "m/once", d)
+    gets = [r.target for r in source.log if r.method == "GET" and "/manifests/" in r.target]
+    assert len(gets) == len(set(gets)), sorted(gets)
+    assert not [t for t in gets if "/manifests/sha256-" in t], gets
+    heads = [r.target for r in dest.log if r.method == "HEAD" and "/manifests/" in r.target]
+    assert not [t for t in heads if any(t.endswith(d) for d in digests)], heads
+
+
 def test_unauthorized_mirror_fails_alone(
     registry: RegistryServer,
     registry_factory: Callable[..., RegistryServer],

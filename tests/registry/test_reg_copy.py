@@ -318,12 +318,32 @@ def test_delete_by_digest_then_404(registry: RegistryServer, oci_layout_factory:
     dst = ref(registry, "del/app")
     with client() as c:
         c.push_layout(layout.path, dst, ["v1"])
-        c.delete(dst.with_digest(layout.index_digest))
+        assert c.get_manifest(dst.with_digest(layout.index_digest)).digest == layout.index_digest
+        c.delete(dst.with_digest(layout.index_digest))  # also forgets what the read kept
         with pytest.raises(NotFoundError):
             c.get_manifest(dst.with_digest(layout.index_digest))
     head = requests.head(f"{registry.url}/v2/del/app/manifests/{layout.index_digest}", timeout=30)
     assert head.status_code == 404
     assert not skopeo_exists(f"{registry.host}/del/app:v1")
+
+
+def test_a_manifest_read_by_digest_is_fetched_once_and_a_tag_every_time(
+    registry: RegistryServer,
+    fault_proxy_factory: Callable[..., FaultProxy],
+    oci_layout_factory: LayoutFactory,
+) -> None:
+    layout = oci_layout_factory(seed=82)
+    with client() as c:
+        c.push_layout(layout.path, ref(registry, "cache/app"), ["v1"])
+    proxy = fault_proxy_factory(registry)
+    at = Reference.parse(f"{proxy.host}/cache/app")
+    with client() as c:
+        by_tag = [c.get_manifest(at.with_tag("v1")) for _ in range(2)]
+        by_digest = [c.get_manifest(at.with_digest(layout.index_digest)) for _ in range(2)]
+    assert {m.digest for m in by_tag + by_digest} == {layout.index_digest}
+    gets = [r.target for r in proxy.log if r.method == "GET"]
+    assert gets.count("/v2/cache/app/manifests/v1") == 2  # a tag may move: asked each time
+    assert f"/v2/cache/app/manifests/{layout.index_digest}" not in gets  # known from the tag
 
 
 def test_delete_disabled_is_denied(

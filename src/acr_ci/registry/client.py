@@ -192,13 +192,15 @@ class Client:
         *,
         platforms: Sequence[Platform] | None = None,
         referrers: bool = False,
+        probe: bool = True,
     ) -> CopyResult:
         """Copy an image between registries and/or layouts, byte-exact.
 
         ``tags`` default: the destination's tag, else the source's tag, else
         none (by digest only). ``platforms`` selects from an index (one match:
         that manifest; several: a new index over them). ``referrers`` brings
-        signatures and SBOMs along.
+        signatures and SBOMs along. ``probe=False``: the caller knows no destination tag
+        names the image (see :meth:`Copier.copy`).
         """
         if tags is None:
             tags = [dst.tag] if dst.tag else ([src.tag] if src.tag else [])
@@ -213,7 +215,9 @@ class Client:
             flights=self._flights,
         )
         src_ref = _ref_of(src)
-        result = copier.copy(src_ref, list(tags), platforms=platforms, referrers=referrers)
+        result = copier.copy(
+            src_ref, list(tags), platforms=platforms, referrers=referrers, probe=probe
+        )
         if isinstance(dst, Reference) and dst.digest and dst.digest != result.digest:
             raise UsageError(
                 f"destination {dst} pins digest {dst.digest} but the image copied is {result.digest}",

@@ -165,13 +165,18 @@ class Copier:
         *,
         platforms: Sequence[Platform] | None = None,
         referrers: bool = False,
+        probe: bool = True,
     ) -> CopyResult:
-        """Copy the image ``ref`` (a tag or digest at the source) and tag it ``tags`` at the destination."""
+        """Copy the image ``ref`` (a tag or digest at the source) and tag it ``tags`` at the destination.
+
+        ``probe=False``: the caller has seen that no tag at the destination names the image,
+        so the request asking whether the destination has it is left out (were it there
+        after all, its blobs are still found there and the manifest put again, unchanged)."""
         root = self.src.get_manifest(ref)
         if platforms and root.is_index:
             root = self._select(root, platforms)
         with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="acr-ci-copy") as pool:
-            tree = self._copy_tree(pool, root, tags, walk=referrers)
+            tree = self._copy_tree(pool, root, tags, walk=referrers, probe=probe)
             copied_refs: list[str] = []
             if referrers:
                 self._copy_referrers(pool, [m.digest for m in tree], copied_refs, set())
@@ -208,7 +213,13 @@ class Copier:
         return make_index(chosen, index.media_type)
 
     def _copy_tree(
-        self, pool: ThreadPoolExecutor, root: Manifest, tags: Sequence[str], *, walk: bool = False
+        self,
+        pool: ThreadPoolExecutor,
+        root: Manifest,
+        tags: Sequence[str],
+        *,
+        walk: bool = False,
+        probe: bool = True,
     ) -> list[Manifest]:
         """Copy ``root`` and everything below; return the manifests of the tree (root first).
 
@@ -218,7 +229,7 @@ class Copier:
         to_put: list[list[Manifest]] = []
         blobs: dict[str, Descriptor] = {}
         root_new = False  # the destination lacked root: no tag there can point at it yet
-        if self.dst.resolve(root.digest) is not None:
+        if probe and self.dst.resolve(root.digest) is not None:
             self._stats.add(manifests_skipped=1)
             # Still learn the children for referrers, without copying anything.
             level = [root] if root.is_index and walk else []

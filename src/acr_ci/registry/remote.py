@@ -7,6 +7,7 @@ cross-repository mounts and deletes.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -35,6 +36,10 @@ from acr_ci.registry.transport import (
     read_capped,
 )
 
+MANIFEST_CACHE_BYTES = 32 * 1024 * 1024
+"""Manifests fetched in one command are kept by digest up to this many bytes (a digest
+names its content: a second read of one, by the copy after a lookup, needs no request)."""
+
 DEFAULT_CHUNK_SIZE = 64 * 1024 * 1024
 """Blobs larger than this are uploaded in ``PATCH`` chunks of this size; smaller ones in one ``PUT``."""
 
@@ -59,6 +64,11 @@ class RegistryRepository:
         self.repository = repository
         self.chunk_size = chunk_size
         self._referrers_api: bool | None = None
+        self._lock = threading.Lock()
+        self._manifests: dict[str, Manifest] = {}
+        self._cached_bytes = 0
+        self._tags: set[str] | None = None
+        """Every tag, as the last full :meth:`list_tags` saw them (plus tags put since)."""
 
     @property
     def host(self) -> str:
@@ -85,6 +95,26 @@ class RegistryRepository:
     # -- manifests -------------------------------------------------------------
 
     def get_manifest(self, ref: str) -> Manifest:
+        with self._lock:
+            cached = self._manifests.get(ref)
+        if cached is not None:
+            return cached
+        manifest = self._fetch_manifest(ref)
+        self._remember(manifest)
+        return manifest
+
+    def _remember(self, manifest: Manifest) -> None:
+        with self._lock:
+            if manifest.digest in self._manifests:
+                return
+            while self._manifests and self._cached_bytes + manifest.size > MANIFEST_CACHE_BYTES:
+                oldest = next(iter(self._manifests))
+                self._cached_bytes -= self._manifests.pop(oldest).size
+            if manifest.size <= MANIFEST_CACHE_BYTES:
+                self._manifests[manifest.digest] = manifest
+                self._cached_bytes += manifest.size
+
+    def _fetch_manifest(self, ref: str) -> Manifest:
         what = f"manifest {self.describe()}{_sep(ref)}{ref}"
         attempt = 0
         started = time.monotonic()
@@ -164,6 +194,10 @@ class RegistryRepository:
             data=manifest.data,
             ok=(200, 201, 202),
         )
+        if not valid_digest(ref):
+            with self._lock:
+                if self._tags is not None:
+                    self._tags.add(ref)
         stored = r.headers.get("Docker-Content-Digest")
         if (
             stored
@@ -180,6 +214,9 @@ class RegistryRepository:
 
     def delete_manifest(self, digest: str) -> None:
         """Delete a manifest by digest (deleting by tag is not portable)."""
+        with self._lock:
+            gone = self._manifests.pop(digest, None)
+            self._cached_bytes -= gone.size if gone is not None else 0
         what = f"delete {self.describe()}@{digest}"
         r = self.transport.request(
             "DELETE",
@@ -209,6 +246,8 @@ class RegistryRepository:
             page = doc.get("tags") if isinstance(doc, dict) else None
             tags.extend(str(t) for t in (page or []))
             url = parse_link_next(r.headers.get("Link"), r.url)
+        with self._lock:
+            self._tags = set(tags)
         return tags
 
     # -- referrers -------------------------------------------------------------
@@ -245,8 +284,12 @@ class RegistryRepository:
                 url = parse_link_next(r.headers.get("Link"), r.url)
             else:
                 return out
+        fallback = referrers_tag(digest)
+        with self._lock:
+            if self._tags is not None and fallback not in self._tags:
+                return []  # the tag list read in this command has no such tag: no request
         try:
-            index = self.get_manifest(referrers_tag(digest))
+            index = self.get_manifest(fallback)
         except NotFoundError:
             return []
         if not index.is_index:
