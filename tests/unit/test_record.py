@@ -314,6 +314,12 @@ def test_read_names_what_is_wrong(tmp_path: Path) -> None:
     (tmp_path / "junk.json").write_text("{")
     with pytest.raises(RecordError, match="not JSON"):
         read(tmp_path / "junk.json")
+    (tmp_path / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(RecordError, match="nested 200000 levels deep"):
+        read(tmp_path / "deep.json")
+    (tmp_path / "latin1.json").write_bytes(b'{"a": "\xe9"}')
+    with pytest.raises(RecordError, match="not JSON"):
+        read(tmp_path / "latin1.json")
 
 
 # -- write failures: exit 1, no temporary file ------------------------------------------------

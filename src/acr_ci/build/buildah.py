@@ -43,6 +43,7 @@ from pathlib import Path
 from acr_ci.build.base import BuildJob, BuildResult, child_env, run_quiet, run_streaming
 from acr_ci.build.layout import finish_layout
 from acr_ci.errors import BuildError
+from acr_ci.jsonload import loads_bounded
 
 DEFAULT_STORAGE_DRIVER = "vfs"
 DEFAULT_ISOLATION = "chroot"
@@ -164,9 +165,9 @@ class BuildahBuilder:
             env=env,
             what="buildah manifest inspect",
         )
-        doc = json.loads(proc.stdout)
+        doc = loads_bounded(proc.stdout, what="buildah manifest inspect's output", error=BuildError)
         out: dict[str, str] = {}
-        for d in doc.get("manifests", []):
+        for d in (doc.get("manifests") if isinstance(doc, dict) else None) or []:
             p = d.get("platform") or {}
             key = "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
             out[key] = d["digest"]

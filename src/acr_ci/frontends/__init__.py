@@ -19,7 +19,6 @@ There is no tag or policy logic here: every decision is the command's.
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from typing import Any
 
 from acr_ci import record as record_mod
 from acr_ci.errors import EXIT_USAGE, AcrError, ConfigError, UsageError
+from acr_ci.jsonload import loads_bounded
 from acr_ci.platforms import outputs
 from acr_ci.platforms.outputs import Annotation, Level, OutputSink, Results
 from acr_ci.record import DEFAULT_PATH as DEFAULT_RECORD
@@ -236,9 +236,10 @@ def invocation(inputs: Inputs, workdir: Path, env: Mapping[str, str] | None = No
 
 
 def _read_json(path: str) -> dict[str, Any] | None:
+    """acr-ci's own JSON output at ``path``; None when it is missing or not an object."""
     try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = loads_bounded(Path(path).read_bytes(), what=path)
+    except (OSError, AcrError):
         return None
     return doc if isinstance(doc, dict) else None
 
@@ -286,8 +287,8 @@ def collect(inputs: Inputs, inv: Invocation, exit_code: int, stdout: str) -> Res
         results = outputs.from_build(doc or {}, exit_code=exit_code)
     elif cmd == "plan":
         try:
-            plan = json.loads(stdout) if exit_code == 0 else {}
-        except ValueError:
+            plan = loads_bounded(stdout, what="the plan") if exit_code == 0 else {}
+        except AcrError:
             plan = {}
         results = outputs.from_plan(plan, exit_code=exit_code)
     elif cmd == "scan":

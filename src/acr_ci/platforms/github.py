@@ -27,18 +27,20 @@ included, so each of these is the same in every job):
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from datetime import datetime
 from functools import cached_property
 
 from acr_ci.errors import RefError
+from acr_ci.jsonload import loads_bounded
 from acr_ci.models import RefType
 from acr_ci.platforms.base import checked_name, checked_sha, env_value, parse_full_ref, shown
 from acr_ci.platforms.timeparse import from_epoch, parse_time
 
 EVENT_PATH = "GITHUB_EVENT_PATH"
+MAX_EVENT_BYTES = 64 * 1024 * 1024
+"""The largest event file read (GitHub caps webhook payloads at 25 MB)."""
 PULL_REQUEST_EVENTS = frozenset(
     {"pull_request", "pull_request_target", "pull_request_review", "pull_request_review_comment"}
 )
@@ -78,14 +80,19 @@ class GitHubSource:
             return {}
         full = os.path.join(self._cwd, path)
         try:
-            with open(full, encoding="utf-8") as f:
-                doc = json.load(f)
+            with open(full, "rb") as f:
+                data = f.read(MAX_EVENT_BYTES + 1)
         except OSError as e:
             raise RefError(
                 f"{EVENT_PATH} {shown(path)} cannot be read: {e.strerror or type(e).__name__}"
             ) from None
-        except (ValueError, RecursionError) as e:
-            raise RefError(f"{EVENT_PATH} {shown(path)} is not a JSON document: {e}") from None
+        doc = loads_bounded(
+            data,
+            what=f"{EVENT_PATH} {shown(path)}",
+            max_bytes=MAX_EVENT_BYTES,
+            error=RefError,
+            invalid="is not a JSON document",
+        )
         if not isinstance(doc, dict):
             raise RefError(f"{EVENT_PATH} {shown(path)} holds {type(doc).__name__}, not an object")
         return doc

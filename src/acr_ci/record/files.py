@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from acr_ci import fileio
 from acr_ci.errors import RecordError
+from acr_ci.jsonload import loads_bounded
 from acr_ci.models import DEFAULT_RECORD_PATH
 from acr_ci.record.model import RunRecord
 from acr_ci.record.validation import validate
@@ -47,10 +47,13 @@ def read(path: str | os.PathLike[str]) -> RunRecord:
         ) from None
     if len(data) > MAX_RECORD_BYTES:
         raise RecordError(f"{str(path)!r} is not a run record: over {MAX_RECORD_BYTES} bytes")
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except ValueError:
-        raise RecordError(f"{str(path)!r} is not a run record: not JSON") from None
+    doc = loads_bounded(
+        data,
+        what=f"{str(path)!r}",
+        max_bytes=MAX_RECORD_BYTES,
+        error=RecordError,
+        invalid="is not a run record: not JSON",
+    )
     if not isinstance(doc, dict):
         raise RecordError(f"{str(path)!r} is not a run record: not a JSON object")
     return RunRecord.from_json(doc)

@@ -303,6 +303,15 @@ BAD = [
     Bad("event-not-json", "event_pull_request", RefError, ("GITHUB_EVENT_PATH", "JSON"), {}, "{"),
     Bad("event-not-object", "event_pull_request", RefError, ("GITHUB_EVENT_PATH",), {}, "[1]"),
     Bad(
+        "event-nested-too-deep",
+        "event_pull_request",
+        RefError,
+        ("GITHUB_EVENT_PATH", "nested 200000 levels deep"),
+        {},
+        "[" * 200_000 + "]" * 200_000,
+    ),
+    Bad("event-not-utf8", "event_pull_request", RefError, ("GITHUB_EVENT_PATH", "JSON"), {}, "\udcff"),
+    Bad(
         "pull-request-without-head-sha",
         "event_pull_request",
         RefError,
@@ -349,7 +358,7 @@ def test_github_bad_values_name_their_origin(bad: Bad, tmp_path: Path) -> None:
     env = github_env(bad.fixture)
     if bad.event_text is not None:
         event = tmp_path / "event.json"
-        event.write_text(bad.event_text)
+        event.write_bytes(bad.event_text.encode("utf-8", "surrogateescape"))  # \udcff: byte ff
         env["GITHUB_EVENT_PATH"] = str(event)
     for key, value in bad.env_edit.items():
         if value is None:
