@@ -5,6 +5,10 @@ Steps for a :class:`~acr_ci.build.base.BuildJob`:
 1. ``buildah build --platform P1,P2 --manifest LIST`` with ``--build-arg``,
    ``--annotation`` (reaches each image manifest), ``--file`` and the context; ``--layers`` (reuse cached steps), or ``--no-cache --pull-always`` when the
    rule says ``no_cache: true``. Foreign platforms run through qemu-user-static (binfmt_misc).
+   A base image without ``history`` in its config (valid OCI) makes buildah 1.28 fail with
+   ``--layers`` once a second step commits ("internal error: history lists N non-empty
+   layers, but we have N+1 layers on disk"); on that error alone the rule is built once
+   more without ``--layers``, and the log says so in one line.
 2. ``buildah manifest push --all --format oci LIST oci:DIR``: the layout the chain pushes.
 3. :func:`~acr_ci.build.layout.finish_layout` adds the index annotations (buildah 1.28
    has no flag for them) and the config labels: ``buildah build --label`` would append one
@@ -32,6 +36,7 @@ registry. The generated file keeps the system file's ``unqualified-search-regist
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import tempfile
@@ -49,6 +54,13 @@ DEFAULT_STORAGE_DRIVER = "vfs"
 DEFAULT_ISOLATION = "chroot"
 SYSTEM_REGISTRIES_CONF = Path("/etc/containers/registries.conf")
 CACHE_REPO = "localhost/acr-ci-cache"
+NO_HISTORY_ERROR = re.compile(
+    r"internal error: history lists \d{1,9} non-empty layers, but we have \d{1,9} layers on disk\Z"
+)
+"""buildah 1.28's ``--layers`` failure on a base image whose config has no ``history``
+(matched at the end of a line, on its last :data:`NO_HISTORY_TAIL` characters)."""
+NO_HISTORY_TAIL = 200
+NO_HISTORY_RETRY = "base image has no history: building again without the layer cache"
 QEMU_HINT = (
     "a foreign platform's binaries cannot run here: install qemu-user-static and register it "
     "in binfmt_misc (e.g. the line of /usr/lib/binfmt.d/qemu-aarch64.conf written to "
@@ -120,14 +132,15 @@ class BuildahBuilder:
             argv += ["--runroot", str(self.storage_root / "run")]
         return argv
 
-    def build_argv(self, job: BuildJob, manifest: str) -> list[str]:
-        """The ``buildah build`` argv for ``job`` (a list: never through a shell)."""
+    def build_argv(self, job: BuildJob, manifest: str, *, layers: bool = True) -> list[str]:
+        """The ``buildah build`` argv for ``job`` (a list: never through a shell);
+        ``layers=False`` leaves out ``--layers`` (see the module doc)."""
         plan = job.plan
         argv = [*self._global(), "build", "--platform", ",".join(plan.platforms)]
         argv += ["--manifest", manifest, "--format", "oci"]
         if plan.no_cache:
             argv += ["--no-cache", "--pull-always"]
-        else:
+        elif layers:
             argv += ["--layers"]
         for key, value in plan.args.items():
             argv += ["--build-arg", f"{key}={value}"]
@@ -205,6 +218,41 @@ class BuildahBuilder:
 
     # -- the build -----------------------------------------------------------------
 
+    def _run_build(self, job: BuildJob, manifest: str, env: Mapping[str, str], prefix: str) -> None:
+        """``buildah build``, once more without ``--layers`` if the base image has no
+        history (see the module doc); any other failure is raised as it is."""
+        no_history = False
+
+        def log(line: str) -> None:
+            nonlocal no_history
+            no_history = no_history or bool(NO_HISTORY_ERROR.search(line[-NO_HISTORY_TAIL:]))
+            job.log(line)
+
+        what = f"rule {job.plan.rule!r}: buildah build"
+        try:
+            run_streaming(
+                self.build_argv(job, manifest), env=env, log=log, prefix=prefix, what=what
+            )
+            return
+        except BuildError:
+            if not no_history or job.plan.no_cache:
+                raise
+        job.log(f"{prefix}{NO_HISTORY_RETRY}")
+        # the second build starts from an empty list, whatever the first one added to it
+        run_quiet(
+            [*self._global(), "manifest", "rm", manifest],
+            env=env,
+            what="buildah manifest rm",
+            check=False,
+        )
+        run_streaming(
+            self.build_argv(job, manifest, layers=False),
+            env=env,
+            log=job.log,
+            prefix=prefix,
+            what=what,
+        )
+
     def build(self, job: BuildJob) -> BuildResult:
         if shutil.which(self.binary) is None:
             raise BuildError(
@@ -225,13 +273,7 @@ class BuildahBuilder:
             built = False
             try:
                 try:
-                    run_streaming(
-                        self.build_argv(job, manifest),
-                        env=env,
-                        log=job.log,
-                        prefix=prefix,
-                        what=f"rule {plan.rule!r}: buildah build",
-                    )
+                    self._run_build(job, manifest, env, prefix)
                 except BuildError as e:
                     if "exec format error" in e.message:
                         raise BuildError(e.message, QEMU_HINT) from None
