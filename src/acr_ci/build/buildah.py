@@ -239,18 +239,22 @@ class BuildahBuilder:
                 raise
         job.log(f"{prefix}{NO_HISTORY_RETRY}")
         # the second build starts from an empty list, whatever the first one added to it
-        run_quiet(
-            [*self._global(), "manifest", "rm", manifest],
-            env=env,
-            what="buildah manifest rm",
-            check=False,
-        )
+        self._remove_manifest(manifest, env)
         run_streaming(
             self.build_argv(job, manifest, layers=False),
             env=env,
             log=job.log,
             prefix=prefix,
             what=what,
+        )
+
+    def _remove_manifest(self, manifest: str, env: Mapping[str, str]) -> None:
+        """Remove the local manifest list ``manifest`` (gone already: fine)."""
+        run_quiet(
+            [*self._global(), "manifest", "rm", manifest],
+            env=env,
+            what="buildah manifest rm",
+            check=False,
         )
 
     def build(self, job: BuildJob) -> BuildResult:
@@ -307,12 +311,7 @@ class BuildahBuilder:
                     if built:
                         detail = e.message if isinstance(e, BuildError) else repr(e)
                         job.log(f"{prefix}warning: cache clean-up: {detail}")
-                run_quiet(
-                    [*self._global(), "manifest", "rm", manifest],
-                    env=env,
-                    what="buildah manifest rm",
-                    check=False,
-                )
+                self._remove_manifest(manifest, env)
         index_digest, platforms = finish_layout(job.layout, job.annotations, plan.platforms)
         return BuildResult(
             rule=plan.rule,

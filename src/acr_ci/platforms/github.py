@@ -33,6 +33,7 @@ from datetime import datetime
 from functools import cached_property
 
 from acr_ci.errors import RefError
+from acr_ci.fileio import read_bounded
 from acr_ci.jsonload import loads_bounded
 from acr_ci.models import RefType
 from acr_ci.platforms.base import checked_name, checked_sha, env_value, parse_full_ref, shown
@@ -80,12 +81,9 @@ class GitHubSource:
             return {}
         full = os.path.join(self._cwd, path)
         try:
-            with open(full, "rb") as f:
-                data = f.read(MAX_EVENT_BYTES + 1)
-        except OSError as e:
-            raise RefError(
-                f"{EVENT_PATH} {shown(path)} cannot be read: {e.strerror or type(e).__name__}"
-            ) from None
+            data = read_bounded(full, limit=MAX_EVENT_BYTES, what=EVENT_PATH, error=RefError)
+        except FileNotFoundError:
+            raise RefError(f"{EVENT_PATH} {shown(path)} cannot be read: no such file") from None
         doc = loads_bounded(
             data,
             what=f"{EVENT_PATH} {shown(path)}",
