@@ -13,13 +13,13 @@ import io
 import json
 import shutil
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.buildenv import BaseImage, push_layout_with_skopeo
+from tests.support.buildenv import BaseImage, private_storage, push_layout_with_skopeo
 
 from acr_ci.build import BuildahBuilder, BuildResult, layout_folder, prepare_job
 from acr_ci.build.buildah import NO_HISTORY_ERROR
@@ -70,6 +70,13 @@ def without_history(src: Path, dest: Path) -> str:
     entry["digest"], entry["size"] = put(index)
     (dest / "index.json").write_text(json.dumps(top))
     return str(entry["digest"])
+
+
+@pytest.fixture(scope="module")
+def buildah_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This module's own build storage: its cache images stay out of the session's
+    (tests/e2e/test_build_buildah.py checks exactly which cache images that one holds)."""
+    yield from private_storage(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

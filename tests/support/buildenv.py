@@ -107,13 +107,8 @@ def qemu_arm64() -> None:
     ensure_qemu_aarch64()
 
 
-@pytest.fixture(scope="session")
-def buildah_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A ``storage.conf`` for a session-private containers-storage (vfs) under tmp.
-
-    Tests point ``CONTAINERS_STORAGE_CONF`` at it (the ``buildah_env`` fixture does), so
-    test builds never touch the machine's ``/var/lib/containers`` and are removed at the end.
-    """
+def private_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A ``storage.conf`` for a private containers-storage (vfs) under tmp, removed after."""
     require_tool("buildah", "buildah")
     root = tmp_path_factory.mktemp("buildah-storage")
     conf = root / "storage.conf"
@@ -128,6 +123,18 @@ def buildah_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         check=False,
     )
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def buildah_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A ``storage.conf`` for a session-private containers-storage (vfs) under tmp.
+
+    Tests point ``CONTAINERS_STORAGE_CONF`` at it (the ``buildah_env`` fixture does), so
+    test builds never touch the machine's ``/var/lib/containers`` and are removed at the end.
+    A test module whose builds must not show in other modules' storage overrides this
+    fixture with a module-scoped one over :func:`private_storage`.
+    """
+    yield from private_storage(tmp_path_factory)
 
 
 @pytest.fixture
