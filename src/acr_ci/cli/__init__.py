@@ -2,7 +2,7 @@
 call → formatted result → exit code.
 
 All of argparse lives in this package, one module per command (:mod:`.plan`,
-:mod:`.build`, :mod:`.run`, :mod:`.scan`, :mod:`.sync`, :mod:`.trigger`, :mod:`.push`,
+:mod:`.build`, :mod:`.merge`, :mod:`.run`, :mod:`.scan`, :mod:`.sync`, :mod:`.trigger`, :mod:`.push`,
 :mod:`.copy`, :mod:`.inspect`, :mod:`.schema`); :mod:`.common` holds the shared flag
 groups, typed options and the registry client over a config. :func:`invoke` is the one
 top-level handler: it maps :class:`~acr_ci.errors.AcrError` to its exit code with a
@@ -25,7 +25,19 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from acr_ci import __version__
-from acr_ci.cli import build, copy, inspect, plan, push, run, scan, schema, sync, trigger
+from acr_ci.cli import (
+    build,
+    copy,
+    inspect,
+    merge,
+    plan,
+    push,
+    run,
+    scan,
+    schema,
+    sync,
+    trigger,
+)
 from acr_ci.cli.common import Command, Parser
 from acr_ci.errors import EXIT_FAILED, EXIT_OK, AcrError
 from acr_ci.text import safe_output
@@ -33,6 +45,7 @@ from acr_ci.text import safe_output
 COMMANDS: tuple[Command[Any], ...] = (
     plan.COMMAND,
     build.COMMAND,
+    merge.COMMAND,
     schema.COMMAND,
     push.COMMAND,
     copy.COMMAND,

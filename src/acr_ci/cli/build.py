@@ -42,6 +42,12 @@ class BuildOptions:
     layout_dir: str | None = None
     """Where the OCI layouts go (None: a new temporary folder, kept)."""
     access: RegistryAccess = field(default_factory=RegistryAccess)
+    platforms: tuple[str, ...] = ()
+    """Build only these of each rule's platforms (``--platform``, repeatable; empty: all)."""
+    push_by_digest: bool = False
+    """Push each platform's image manifest by digest only: no tag is created or moved."""
+    digests_file: str | None = None
+    """With ``push_by_digest``: append one JSON line per pushed platform image here."""
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,12 +57,32 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--output-json", metavar="FILE", help="write rule, tags and digests of each build here"
     )
+    p.add_argument(
+        "--platform",
+        action="append",
+        default=[],
+        metavar="OS/ARCH[/VARIANT]",
+        help="build only this platform of each rule (repeatable; each must be in the rule's platforms)",
+    )
+    p.add_argument(
+        "--push-by-digest",
+        action="store_true",
+        help="push each platform image by digest only (no tag moves); `acr-ci merge` tags them",
+    )
+    p.add_argument(
+        "--digests-file",
+        metavar="FILE",
+        help="with --push-by-digest: append one JSON line per pushed platform image here",
+    )
     add_layout_dir_flag(p)
     add_registry_flags(p)
 
 
 def _options(args: argparse.Namespace) -> BuildOptions:
     return BuildOptions(
+        platforms=tuple(args.platform),
+        push_by_digest=args.push_by_digest,
+        digests_file=args.digests_file,
         ref=ref_options(args),
         push=args.push,
         rule=args.rule,

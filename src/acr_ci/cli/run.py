@@ -31,6 +31,9 @@ class RunOptions:
     gitlab_report: str | None = None
     """Where the scans' GitLab ``container_scanning`` report goes (None: none; the GitLab
     front end's ``container-scanning-report`` input, not a flag)."""
+    merge: tuple[str, ...] = ()
+    """Digests files from ``build --push-by-digest`` runners: the chain goes on from their
+    merged index instead of building (empty: build)."""
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,12 +44,20 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_PATH,
         help=f"where the run record goes (default: {DEFAULT_PATH})",
     )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="merge these digests files (from build --push-by-digest) and run the chain on the index",
+    )
     add_layout_dir_flag(p)
     add_registry_flags(p)
 
 
 def _options(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
+        merge=tuple(args.merge),
         ref=ref_options(args),
         record=args.record,
         layout_dir=args.layout_dir,
