@@ -54,6 +54,7 @@ from acr_ci.record import (
     BuildDetail,
     GateFailure,
     ImageRecord,
+    MergeDetail,
     NoDetail,
     PushDetail,
     RunRecord,
@@ -67,6 +68,7 @@ from acr_ci.text import safe_output
 
 if TYPE_CHECKING:
     from acr_ci.build import Builder, BuildResult
+    from acr_ci.merge import MergedIndex
     from acr_ci.registry.client import Client
     from acr_ci.scan.engine import ScanEngine as Engine
     from acr_ci.scan.service import ScanOutcome
@@ -160,12 +162,14 @@ _FAILS_ALONE = frozenset({"sync", "trigger"})
 class _Image:
     """The steps of one image as they happen."""
 
-    def __init__(self, number: int, plan: BuildPlan) -> None:
+    def __init__(self, number: int, plan: BuildPlan, merged: MergedIndex | None = None) -> None:
         self.number = number
         """1-based, in plan order (names the image's layout folder)."""
         self.plan = plan
         self.steps: list[StepRecord] = []
         self.built: BuildResult | None = None
+        self.merged = merged
+        """The index a merge built (``run --merge``): pushed instead of a build's layout."""
         self.digest: str | None = None
         self.stop: str | None = None
         """Why later steps are skipped, once a step failed or blocked."""
@@ -182,6 +186,13 @@ class _Image:
 
     def step_ran(self, name: str) -> bool:
         return any(s.step == name for s in self.steps)
+
+    @property
+    def ready(self) -> str | None:
+        """The digest the push will give the tags (built or merged), None if there is none."""
+        if self.merged is not None:
+            return self.merged.digest
+        return self.built.index_digest if self.built is not None else None
 
     def record(self) -> ImageRecord:
         return ImageRecord(
@@ -278,6 +289,31 @@ class Chain:
                 builder_error = error_reason(e)
         for image in images:
             self.build(image, builder, builder_error)
+        return self._deliver(started, images)
+
+    def execute_merged(self, indexes: Sequence[MergedIndex]) -> ChainResult:
+        """The chain from merged indexes (``acr-ci merge``, ``run --merge``): a merge step
+        instead of the build, then the same phases (immutable tags for every image before
+        the first push, push, scan gate, sync, triggers)."""
+        started = self.clock()
+        images = [_Image(n, m.plan, merged=m) for n, m in enumerate(indexes, 1)]
+        for image in images:
+            image.add(self._merge_step(image, started))
+        return self._deliver(started, images)
+
+    def _merge_step(self, image: _Image, started: datetime) -> StepRecord:
+        merged = image.merged
+        assert merged is not None
+        self.say(
+            image.plan,
+            f"merged {merged.digest} from "
+            + ", ".join(f"{p} {d}" for p, d in merged.platforms.items()),
+        )
+        detail = MergeDetail(digest=merged.digest, platforms=merged.platforms, sources=merged.files)
+        return self._step("merge", started, Status.SUCCEEDED, detail=detail)
+
+    def _deliver(self, started: datetime, images: list[_Image]) -> ChainResult:
+        """Every phase after the build (or merge), as far as :attr:`ChainParts.stop` says."""
         if self.parts.stop is not Stop.BUILD:
             self.check_tags(images)
             for image in images:
@@ -289,7 +325,7 @@ class Chain:
                 self.trigger(image.plan, image)
         record = RunRecord(
             ref=self.ref,
-            plans=tuple(plans),
+            plans=tuple(i.plan for i in images),
             images=tuple(i.record() for i in images),
             started=started,
             finished=self.clock(),
@@ -361,12 +397,13 @@ class Chain:
         from acr_ci.registry.reference import Reference
 
         for image in images:
-            if image.built is None:
+            digest = image.ready
+            if digest is None:
                 continue
             started = self.clock()
             try:
                 target = Reference.parse(image.plan.image, what="image")
-                self.client.check_immutable(target, image.plan.tags, image.built.index_digest)
+                self.client.check_immutable(target, image.plan.tags, digest)
             except EXPECTED as e:
                 self._failed(image, "push", started, e)
 
@@ -374,36 +411,42 @@ class Chain:
         plan = image.plan
         if image.step_ran("push"):  # the immutable-tag check refused it
             return
-        if image.built is None or image.stop:
+        if image.ready is None or image.stop:
             image.add(StepRecord.skipped("push", image.stop or "not built", at=self.clock()))
             return
-        from acr_ci.registry.reference import Reference
-
         started = self.clock()
         try:
-            target = Reference.parse(plan.image, what="image")
-            # byte-exact: the pushed digest is the built one; immutable tags were checked
-            result = self.client.push_layout(image.built.layout, target, list(plan.tags))
+            detail = self._push(image)
         except EXPECTED as e:
             self._failed(image, "push", started, e)
             return
-        image.digest = result.digest
-        image.add(
-            self._step(
-                "push",
-                started,
-                Status.SUCCEEDED,
-                detail=PushDetail(
-                    digest=result.digest,
-                    tags=plan.tags,
-                    images=tuple(f"{plan.image}:{t}" for t in plan.tags),
-                    bytes_sent=result.bytes_sent,
-                    blobs_copied=result.blobs_copied,
-                    blobs_skipped=result.blobs_skipped,
-                ),
-            )
+        image.digest = detail.digest
+        image.add(self._step("push", started, Status.SUCCEEDED, detail=detail))
+        self.say(plan, f"pushed {plan.image}@{detail.digest} as {', '.join(plan.tags)}")
+
+    def _push(self, image: _Image) -> PushDetail:
+        """Push ``image``'s layout (or merged index) under every tag of its plan."""
+        from acr_ci.registry.reference import Reference
+
+        plan = image.plan
+        images = tuple(f"{plan.image}:{t}" for t in plan.tags)
+        if image.merged is not None:
+            from acr_ci.merge import push_index
+
+            sent = push_index(self.client, image.merged)
+            return PushDetail(image.merged.digest, plan.tags, images, sent, 0, 0)
+        assert image.built is not None
+        target = Reference.parse(plan.image, what="image")
+        # byte-exact: the pushed digest is the built one; immutable tags were checked
+        result = self.client.push_layout(image.built.layout, target, list(plan.tags))
+        return PushDetail(
+            digest=result.digest,
+            tags=plan.tags,
+            images=images,
+            bytes_sent=result.bytes_sent,
+            blobs_copied=result.blobs_copied,
+            blobs_skipped=result.blobs_skipped,
         )
-        self.say(plan, f"pushed {plan.image}@{result.digest} as {', '.join(plan.tags)}")
 
     def scan(self, plan: BuildPlan, image: _Image) -> None:
         started = self.clock()

@@ -99,6 +99,11 @@ class BuildError(AcrError):
     """A build failed. Exit 1."""
 
 
+class MergeError(AcrError):
+    """The digests files of a merge do not make one image per rule (a platform missing,
+    two digests for one, runners that disagree on ref, sha or time). Exit 1; no tag moved."""
+
+
 class RegistryError(AcrError):
     """A registry operation failed. Subclasses say which kind. Exit 1."""
 

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,6 +102,38 @@ def layout_folder(workdir: Path, number: int, rule: str) -> Path:
     ``WORKDIR/layouts/N-RULE``, the rule's name made safe for a file name."""
     safe = "".join(c if c.isalnum() or c in "._-" else "-" for c in rule) or "rule"
     return workdir / "layouts" / f"{number}-{safe}"
+
+
+def select_platforms(plans: Sequence[BuildPlan], platforms: Sequence[str]) -> list[BuildPlan]:
+    """``plans`` building only ``platforms`` (``--platform``; empty: all of each rule's).
+
+    Each platform must be one of every plan's platforms: otherwise a :class:`UsageError`
+    naming the rule and the platforms it has."""
+    if not platforms:
+        return list(plans)
+    from acr_ci.registry.media import Platform
+
+    wanted: list[Platform] = []
+    for text in dict.fromkeys(platforms):
+        try:
+            wanted.append(Platform.parse(text.strip()))
+        except ValueError:
+            raise UsageError(
+                f"--platform {text!r} is not os/arch[/variant]", "for example linux/arm64"
+            ) from None
+    chosen: list[BuildPlan] = []
+    for plan in plans:
+        have = {Platform.parse(p): p for p in plan.platforms}
+        missing = [str(w) for w in wanted if w not in have]
+        if missing:
+            raise UsageError(
+                f"--platform {', '.join(missing)}: rule {plan.rule!r} does not build it",
+                f"rule {plan.rule!r} builds {', '.join(plan.platforms)}; pass one of these, "
+                "or --rule to build another rule",
+            )
+        keep = {have[w] for w in wanted}
+        chosen.append(replace(plan, platforms=tuple(p for p in plan.platforms if p in keep)))
+    return chosen
 
 
 def select_plans(

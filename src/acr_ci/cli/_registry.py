@@ -10,16 +10,14 @@ import sys
 from collections.abc import Sequence
 
 from acr_ci.errors import AcrError, NotFoundError, UsageError
-from acr_ci.jsonload import loads_bounded
 from acr_ci.registry.access import RegistryAccess
 from acr_ci.registry.client import Client
 from acr_ci.registry.copy import CopyResult
 from acr_ci.registry.media import Manifest, Platform
 from acr_ci.registry.progress import human_bytes
 from acr_ci.registry.reference import TAG_RE, LayoutReference, Location, Reference, parse_location
-from acr_ci.registry.store import Store, verified
+from acr_ci.registry.store import Store, image_platform
 
-MAX_CONFIG_BLOB = 1024 * 1024
 """The largest image config ``inspect`` reads to show the platform."""
 
 
@@ -147,24 +145,8 @@ def _content_size(m: Manifest) -> int:
 
 
 def _platform_of(store: Store, m: Manifest) -> str | None:
-    doc = m.json
-    config = doc.get("config")
-    if not isinstance(config, dict):
-        return None
-    if "image.config" not in str(config.get("mediaType", "")) and "container.image" not in str(
-        config.get("mediaType", "")
-    ):
-        return None
-    blobs = m.blobs()
-    if not blobs or blobs[0].size > MAX_CONFIG_BLOB:
-        return None
-    where = f"config of {m.digest}"
-    with store.open_blob(blobs[0]) as chunks:
-        # verified: at most the descriptor's size is read, and the digest is checked
-        data = b"".join(verified(chunks, blobs[0], where))
     try:
-        cfg = loads_bounded(data, what=where, max_bytes=MAX_CONFIG_BLOB)
-        p = Platform.from_json(cfg)
+        p = image_platform(store, m)
     except (AcrError, AttributeError):
         return None
-    return str(p) if p.os and p.architecture else None
+    return str(p) if p else None

@@ -72,15 +72,23 @@ def execute(opts: RunOptions) -> int:
     from acr_ci.cli.common import config_client
 
     cfg = opts.ref.load_config()
-    ref = opts.ref.detect_ref()
     with config_client(cfg, opts.access) as client:
+        if opts.merge:
+            from acr_ci.cli.merge import prepare_merge
+
+            ref, indexes = prepare_merge(opts.ref, opts.merge, cfg, client)
+        else:
+            ref = opts.ref.detect_ref()
         parts = chain.ChainParts(
             client=client,
             workdir=Path(opts.layout_dir) if opts.layout_dir else None,
             log=io.StringIO() if opts.access.quiet else sys.stderr,
             gitlab_report=opts.gitlab_report,
         )
-        run = chain.run_chain(cfg, ref, parts)
+        if opts.merge:
+            run = chain.Chain(cfg, ref, parts).execute_merged(indexes).record
+        else:
+            run = chain.run_chain(cfg, ref, parts)
     path = record.write(run, opts.record)
     sys.stdout.write(record.summary_markdown(run))
     sys.stderr.write(f"acr-ci: run record written to {path}\n")

@@ -7,7 +7,7 @@ shipped in the ``acr_ci`` package (:func:`schema`, :func:`validate`):
 * ``ref`` — the git ref the run was about; ``plan`` — the builds, in the shape of
   ``acr-ci plan --format json``;
 * ``images`` — one entry per build: its rule, repository, tags, digest, overall status,
-  and ``steps``: ``build``, ``push``, ``scan``, then one ``sync`` step per destination and
+  and ``steps``: ``build`` (or ``merge``, for ``run --merge``), ``push``, ``scan``, then one ``sync`` step per destination and
   one ``trigger`` step per trigger. Every step has ``status`` (succeeded | failed | blocked
   | skipped), ``started``, ``finished`` (ISO 8601, UTC), ``duration`` (seconds), a
   one-line ``reason`` when it did not succeed, and ``detail`` (digests, tags, finding
@@ -16,7 +16,7 @@ shipped in the ``acr_ci`` package (:func:`schema`, :func:`validate`):
   step failed, else 0).
 
 Each step's ``detail`` is typed (:data:`StepDetail`: :class:`BuildDetail`,
-:class:`PushDetail`, :class:`ScanDetail`, :class:`GateFailure`, :class:`SyncDetail`,
+:class:`MergeDetail`, :class:`PushDetail`, :class:`ScanDetail`, :class:`GateFailure`, :class:`SyncDetail`,
 :class:`TriggerDetail`, :class:`NoDetail`). :meth:`RunRecord.from_json` (and :func:`read`
 for a file) turns a written record back into the typed one, validated by the schema;
 writing it again gives the same document.
@@ -35,6 +35,7 @@ from acr_ci.record.details import (
     DETAILS,
     BuildDetail,
     GateFailure,
+    MergeDetail,
     NoDetail,
     PushDetail,
     ScanDetail,
@@ -67,6 +68,7 @@ __all__ = [
     "BuildDetail",
     "GateFailure",
     "ImageRecord",
+    "MergeDetail",
     "NoDetail",
     "PushDetail",
     "RecordError",

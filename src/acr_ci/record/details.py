@@ -64,6 +64,38 @@ class BuildDetail:
 
 
 @dataclass(frozen=True)
+class MergeDetail:
+    """A succeeded merge: the index built from the platform images runners pushed by digest."""
+
+    digest: str
+    """The image index's digest."""
+    platforms: Mapping[str, str]
+    """``os/arch[/variant]`` → that platform's manifest digest."""
+    sources: tuple[str, ...]
+    """The digests-file lines it came from (``FILE:LINE``)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "platforms", MappingProxyType(dict(self.platforms)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "platforms": dict(self.platforms),
+            "sources": list(self.sources),
+        }
+
+    @classmethod
+    def from_json(cls, value: object, where: str = "detail") -> MergeDetail:
+        d = Doc(value, where)
+        d.only("digest", "platforms", "sources")
+        return cls(
+            digest=d.text("digest"),
+            platforms=d.mapping("platforms", str),
+            sources=d.texts("sources"),
+        )
+
+
+@dataclass(frozen=True)
 class PushDetail:
     """A succeeded push."""
 
@@ -347,13 +379,21 @@ def _delivery(d: Doc) -> Delivery:
 
 
 StepDetail: TypeAlias = (
-    NoDetail | BuildDetail | PushDetail | ScanDetail | GateFailure | SyncDetail | TriggerDetail
+    NoDetail
+    | BuildDetail
+    | MergeDetail
+    | PushDetail
+    | ScanDetail
+    | GateFailure
+    | SyncDetail
+    | TriggerDetail
 )
 """The detail of one step: which one depends on the step (see :data:`DETAILS`)."""
 
 DETAILS: Mapping[str, tuple[type[StepDetail], ...]] = MappingProxyType(
     {
         "build": (NoDetail, BuildDetail),
+        "merge": (NoDetail, MergeDetail),
         "push": (NoDetail, PushDetail),
         "scan": (NoDetail, ScanDetail, GateFailure),
         "sync": (SyncDetail,),
@@ -374,6 +414,8 @@ def detail_from_json(step: str, value: object, where: str = "detail") -> StepDet
         return NoDetail()
     if step == "build":
         return BuildDetail.from_json(d.doc, where)
+    if step == "merge":
+        return MergeDetail.from_json(d.doc, where)
     if step == "push":
         return PushDetail.from_json(d.doc, where)
     if step == "scan":

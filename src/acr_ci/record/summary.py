@@ -35,6 +35,10 @@ def _short(digest: str | None) -> str:
     return f"`{algo}:{hexpart[:12]}`"
 
 
+_HEADS = {"trigger": "triggers"}
+"""Column heads that are not the step's name."""
+
+
 def _steps_cell(steps: Sequence[StepRecord]) -> str:
     if not steps:
         return "—"
@@ -60,9 +64,13 @@ def summary_markdown(record: RunRecord) -> str:
     if not record.images:
         lines.append("No build rule matches this ref: nothing was built.")
         return "\n".join(lines) + "\n"
+    # a merged run (``run --merge``) has merge steps where others have build steps
+    merged = any(img.step("merge") for img in record.images)
+    steps = [n for n in STEP_NAMES if n != ("build" if merged else "merge")]
+    heads = [_HEADS.get(n, n) for n in steps]
     lines += [
-        "| rule | image | tags | digest | build | push | scan | sync | triggers |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| rule | image | tags | digest | " + " | ".join(heads) + " |",
+        "| --- | --- | --- | --- | " + " | ".join("---" for _ in heads) + " |",
     ]
     for img in record.images:
         lines.append(
@@ -73,7 +81,7 @@ def summary_markdown(record: RunRecord) -> str:
                     f"`{_cell(img.image)}`",
                     ", ".join(f"`{_cell(t)}`" for t in img.tags) or "—",
                     _short(img.digest),
-                    *(_steps_cell(img.step(n)) for n in STEP_NAMES),
+                    *(_steps_cell(img.step(n)) for n in steps),
                 ]
             )
             + " |"

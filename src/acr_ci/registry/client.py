@@ -266,6 +266,21 @@ class Client:
         return self.copy(src, dst, list(tags))
 
 
+    def put_manifest(self, dst: Reference, manifest: Manifest, tags: Sequence[str]) -> int:
+        """Put ``manifest`` (whose children and blobs ``dst``'s repository already holds)
+        under each of ``tags`` (none: by digest); returns the bytes sent.
+
+        Like :meth:`push_layout`, immutable tags are the caller's check."""
+        repo = self.repository(dst)
+        sent = 0
+        for ref in list(dict.fromkeys(tags)) or [manifest.digest]:
+            repo.put_manifest(manifest, ref, top_level=True)
+            sent += manifest.size
+            if self.progress is not None:
+                self.progress.message(f"tagged {repo.describe()}:{ref} -> {manifest.digest}")
+        return sent
+
+
 def _ref_of(location: Location) -> str:
     if isinstance(location, LayoutReference):
         return location.tag or DEFAULT_REF

@@ -11,10 +11,11 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from acr_ci.errors import DigestMismatchError
-from acr_ci.registry.media import Descriptor, Manifest, new_hasher
+from acr_ci.jsonload import loads_bounded
+from acr_ci.registry.media import Descriptor, Manifest, Platform, new_hasher
 
 CHUNK = 1024 * 1024
 """Bytes per read/write while streaming blobs."""
@@ -174,3 +175,39 @@ def sha256_file(path: str) -> str:
         while block := f.read(CHUNK):
             h.update(block)
     return "sha256:" + h.hexdigest()
+
+
+MAX_CONFIG_BLOB = 1024 * 1024
+"""The largest image config read (configs are a few KiB; a hostile one is refused)."""
+
+
+def image_config(store: Store, m: Manifest) -> dict[str, Any] | None:
+    """The image config of the image manifest ``m`` (read from ``store``, digest-checked,
+    at most :data:`MAX_CONFIG_BLOB` bytes); None for an index, an artifact or a config
+    that is not an image config."""
+    if m.is_index:
+        return None
+    config = m.json.get("config")
+    if not isinstance(config, dict):
+        return None
+    media_type = str(config.get("mediaType", ""))
+    if "image.config" not in media_type and "container.image" not in media_type:
+        return None
+    blobs = m.blobs()
+    if not blobs or blobs[0].size > MAX_CONFIG_BLOB:
+        return None
+    where = f"config of {m.digest}"
+    with store.open_blob(blobs[0]) as chunks:
+        # verified: at most the descriptor's size is read, and the digest is checked
+        data = b"".join(verified(chunks, blobs[0], where))
+    doc = loads_bounded(data, what=where, max_bytes=MAX_CONFIG_BLOB)
+    return doc if isinstance(doc, dict) else None
+
+
+def image_platform(store: Store, m: Manifest) -> Platform | None:
+    """The platform the config of image manifest ``m`` names; None where it names none."""
+    config = image_config(store, m)
+    if config is None:
+        return None
+    p = Platform.from_json(config)
+    return p if p.os and p.architecture else None
