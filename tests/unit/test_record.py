@@ -268,6 +268,26 @@ def test_every_kind_of_detail_round_trips() -> None:
     assert back.images[0].steps[3].detail == replace(SCAN, gate=gate)
 
 
+def test_a_merged_run_has_a_merge_step_and_column() -> None:
+    from acr_ci.record import MergeDetail
+
+    merge = MergeDetail(digest=DIGEST, platforms={"linux/amd64": "sha256:" + "1" * 64},
+                        sources=("amd64.jsonl:1",))
+    steps = (step("merge", Status.SUCCEEDED, detail=merge), *full_steps()[1:])
+    record = run(img(steps))
+    doc = record.to_json()
+    validate(doc)
+    assert doc["images"][0]["steps"][0]["detail"] == {
+        "digest": DIGEST, "platforms": {"linux/amd64": "sha256:" + "1" * 64}, "sources": ["amd64.jsonl:1"]}
+    assert RunRecord.from_json(doc).to_json() == doc
+    lines = summary_markdown(record).splitlines()
+    header = next(line for line in lines if line.startswith("| rule | image"))
+    assert header == "| rule | image | tags | digest | merge | push | scan | sync | triggers |"
+    # a build run keeps its build column
+    built = summary_markdown(run(img(full_steps()))).splitlines()
+    assert "| rule | image | tags | digest | build | push | scan | sync | triggers |" in built
+
+
 def test_durations_are_those_of_the_written_times() -> None:
     # 0.0009 → 0.0011 s: written as .000 and .001, so the duration read back is 0.001
     s = StepRecord(step="build", status=Status.FAILED, started=T0 + timedelta(microseconds=900),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from acr_ci.errors import AcrError, NotFoundError, UsageError
+from acr_ci.errors import NotFoundError, UnsupportedError, UsageError
 from acr_ci.registry.access import RegistryAccess
 from acr_ci.registry.client import Client
 from acr_ci.registry.copy import CopyResult
@@ -147,6 +147,6 @@ def _content_size(m: Manifest) -> int:
 def _platform_of(store: Store, m: Manifest) -> str | None:
     try:
         p = image_platform(store, m)
-    except (AcrError, AttributeError):
+    except (UnsupportedError, AttributeError):  # a config that is not JSON: no platform
         return None
     return str(p) if p else None
