@@ -31,6 +31,10 @@ Rules:
 
 Images are addressed by digest from the push on: scan, sync and triggers all get
 ``repo@digest``.
+
+:meth:`Chain.execute_merged` starts from indexes that :mod:`acr_ci.merge` built from the
+platform images of ``build --push-by-digest`` runners (``acr-ci merge``, ``run --merge``):
+a ``merge`` step takes the build's place; the phases after it are the same.
 """
 
 from __future__ import annotations
