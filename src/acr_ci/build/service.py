@@ -111,16 +111,9 @@ def select_platforms(plans: Sequence[BuildPlan], platforms: Sequence[str]) -> li
     naming the rule and the platforms it has."""
     if not platforms:
         return list(plans)
-    from acr_ci.registry.media import Platform
+    from acr_ci.registry.media import Platform, platforms_from_flags
 
-    wanted: list[Platform] = []
-    for text in dict.fromkeys(platforms):
-        try:
-            wanted.append(Platform.parse(text.strip()))
-        except ValueError:
-            raise UsageError(
-                f"--platform {text!r} is not os/arch[/variant]", "for example linux/arm64"
-            ) from None
+    wanted = platforms_from_flags(platforms)
     chosen: list[BuildPlan] = []
     for plan in plans:
         have = {Platform.parse(p): p for p in plan.platforms}

@@ -13,7 +13,7 @@ from acr_ci.errors import NotFoundError, UnsupportedError, UsageError
 from acr_ci.registry.access import RegistryAccess
 from acr_ci.registry.client import Client
 from acr_ci.registry.copy import CopyResult
-from acr_ci.registry.media import Manifest, Platform
+from acr_ci.registry.media import Manifest, Platform, platforms_from_flags
 from acr_ci.registry.progress import human_bytes
 from acr_ci.registry.reference import TAG_RE, LayoutReference, Location, Reference, parse_location
 from acr_ci.registry.store import Store, image_platform
@@ -67,16 +67,7 @@ def push_destination(text: str, extra_tags: Sequence[str]) -> tuple[Reference, l
 
 
 def parse_platforms(values: Sequence[str]) -> list[Platform] | None:
-    out: list[Platform] = []
-    for value in values:
-        for item in value.split(","):
-            try:
-                out.append(Platform.parse(item.strip()))
-            except ValueError:
-                raise UsageError(
-                    f"--platform {item!r} is not valid", "write os/arch[/variant], e.g. linux/arm64"
-                ) from None
-    return out or None
+    return platforms_from_flags(values) or None
 
 
 def report(result: CopyResult, dst: Location, *, quiet: bool) -> None:

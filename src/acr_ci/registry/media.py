@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from acr_ci.errors import DigestMismatchError, UnsupportedError
+from acr_ci.errors import DigestMismatchError, UnsupportedError, UsageError
 from acr_ci.jsonload import loads_bounded
 from acr_ci.registry.reference import valid_digest
 
@@ -39,6 +39,23 @@ ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST])
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 """Manifests larger than this are refused (the distribution spec's usual limit)."""
+
+
+def platforms_from_flags(values: Sequence[str], flag: str = "--platform") -> list[Platform]:
+    """``--platform`` values (repeated and/or comma-separated) as platforms, in order,
+    each once; a :class:`UsageError` naming ``flag`` for one that is not os/arch[/variant]."""
+    out: list[Platform] = []
+    for value in values:
+        for item in value.split(","):
+            try:
+                platform = Platform.parse(item.strip())
+            except ValueError:
+                raise UsageError(
+                    f"{flag} {item!r} is not valid", "write os/arch[/variant], e.g. linux/arm64"
+                ) from None
+            if platform not in out:
+                out.append(platform)
+    return out
 
 
 def sha256_digest(data: bytes) -> str:
