@@ -28,6 +28,7 @@ if _ROOT not in sys.path:  # so tests can `from tests.support import …`
 from tests.support import Kind, RegistryServer, write_docker_config  # noqa: E402
 from tests.support.faultproxy import FaultProxy  # noqa: E402
 from tests.support.layout import Layout, make_layout  # noqa: E402
+from tests.support.webhook import WebhookReceiver  # noqa: E402
 
 
 def _module_registry(
@@ -160,3 +161,13 @@ from tests.support.buildenv import (  # noqa: E402, F401
     busybox_base,
     qemu_arm64,
 )
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A real local HTTP server recording every webhook request (loopback, free port)."""
+    r = WebhookReceiver().start()
+    try:
+        yield r
+    finally:
+        r.stop()

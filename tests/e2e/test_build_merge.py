@@ -314,12 +314,6 @@ def test_merge_disagreeing_with_its_own_ref_exits_1(runners: Runners) -> None:
 # -- run --merge ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().start()
-    yield r
-    r.stop()
-
 
 def test_run_merge_gates_mirrors_and_announces_the_merged_index(
     runners: Runners,

@@ -12,7 +12,7 @@ import io
 import json
 import logging
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -104,12 +104,6 @@ class ReportEngine:
 
 # -- fixtures -------------------------------------------------------------------------------
 
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().start()
-    yield r
-    r.stop()
 
 
 @pytest.fixture

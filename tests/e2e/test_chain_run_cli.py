@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -30,12 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SHA = "fedcba9876543210fedcba9876543210fedcba98"
 SECRET = "run-hook-secret"
 
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().start()
-    yield r
-    r.stop()
 
 
 def acr(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

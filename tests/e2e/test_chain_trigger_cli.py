@@ -7,7 +7,7 @@ import hmac
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,12 +24,6 @@ pytestmark = [pytest.mark.registry, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 DIGEST = "sha256:" + "12" * 32
 
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().start()
-    yield r
-    r.stop()
 
 
 def acr(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,6 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -36,14 +35,6 @@ from acr_ci.triggers import (
 DIGEST = "sha256:" + "ab" * 32
 PUSHED = datetime(2024, 3, 1, 4, 5, 6, tzinfo=UTC)  # 12:05:06 in UTC+8
 
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    r = WebhookReceiver().start()
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 class Sleeps(list[float]):
