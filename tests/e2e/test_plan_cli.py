@@ -60,7 +60,8 @@ def test_plan_json_contract(ref: str, builds: list[tuple[str, list[str]]]) -> No
     assert [(b["rule"], b["tags"]) for b in doc["builds"]] == builds
     for b in doc["builds"]:
         assert set(b) == {
-            "rule", "images", "tags", "platforms", "context", "dockerfile", "args", "no_cache"
+            "rule", "images", "tags", "platforms", "context", "dockerfile", "args", "no_cache",
+            "cache",
         }
         assert b["images"] == [f"{IMAGE}:{t}" for t in b["tags"]]
         assert b["platforms"] == ["linux/amd64", "linux/arm64"]
