@@ -144,7 +144,8 @@ def _check_cache_ref(
     others = cache_ref_fields(value)
     if others:
         yield doc.problem(
-            path, f"only ${{rule}} may be used in a cache ref (found {show(others[0]) or 'a field'})"
+            path,
+            f"only ${{rule}} may be used in a cache ref (found {show(others[0]) or 'a field'})",
         )
         return
     for rule in dict.fromkeys(rules):
