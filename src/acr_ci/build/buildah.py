@@ -245,7 +245,7 @@ class BuildahBuilder:
             nonlocal no_history
             no_history = no_history or bool(NO_HISTORY_ERROR.search(line[-NO_HISTORY_TAIL:]))
             if watch is not None:
-                watch.feed(line)
+                watch.feed(line.removeprefix(prefix))
             job.log(line)
 
         what = f"rule {plan.rule!r}: buildah build"

@@ -10,7 +10,8 @@ lines to a watcher here, and turns what the watcher saw into a
   warned about (``level=warning msg="Failed, retrying … initializing source
   docker://REPO:KEY: …"``, three tries two seconds apart per step; a registry that refuses
   the credentials is not even warned about: the step is just built), but a cache it cannot
-  write fails the build (``Error: failed pushing cache to …``, exit 125).
+  write fails the build (``Error: failed pushing cache to …``, exit 125; with several
+  platforms one ``* failed pushing cache to …`` line each).
 * BuildKit (buildx, ``ignore-error=true`` on ``--cache-to``) shows the import and the
   export as steps of their own in ``--progress plain``: ``#N importing cache manifest
   from REF`` and ``#N exporting cache to registry`` (``#N exporting cache`` before
@@ -25,13 +26,16 @@ import re
 from acr_ci.models import BuildCache, CacheOutcome
 from acr_ci.text import clean_remote
 
-ERROR_LIMIT = 300
+ERROR_LIMIT = 500
 """Characters kept of a cache error (one line in the log and the record)."""
 
 BUILDAH_PULLED = "--> Cache pulled from remote "
 BUILDAH_PUSHING = "--> Pushing cache "
 BUILDAH_PUSH_FAILED = "failed pushing cache to "
 _MSG = re.compile(r'msg="(.*)"\s*$')
+_GO_REF = re.compile(r'\{\{\{"([^"{}]{1,300})" "([^"{}]{1,300})"\} "([^"{}]{1,200})"\}\}')
+"""How buildah 1.28 prints a reference in its cache errors (a Go struct):
+``{{{"HOST" "REPO"} "TAG"}}``, shown as ``HOST/REPO:TAG``."""
 
 
 def error_text(line: str) -> str:
@@ -40,7 +44,9 @@ def error_text(line: str) -> str:
     m = _MSG.search(line)
     text = m.group(1).replace('\\"', '"') if m else line
     _, sep, rest = text.rpartition("Error: ")
-    return clean_remote(rest if sep else text.strip(), ERROR_LIMIT)
+    # several platforms fail as one multi-error: "\t* failed pushing cache to …"
+    text = _GO_REF.sub(r"\1/\2:\3", (rest if sep else text).strip().removeprefix("* "))
+    return clean_remote(text, ERROR_LIMIT)
 
 
 class BuildahCacheLog:
