@@ -132,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         "--platform", action="append", choices=["linux/amd64", "linux/arm64"],
         help="platforms to build (repeatable; default linux/amd64; arm64 runs through qemu)",
     )  # fmt: skip
-    ap.add_argument("--workdir", type=Path, help="keep storages' logs, layouts and the registry here")
+    ap.add_argument(
+        "--workdir", type=Path, help="keep storages' logs, layouts and the registry here"
+    )
     ap.add_argument("--json", type=Path, help="write every run's figures here")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = ap.parse_args(argv)
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"version: 1\nimage: {registry.ref('bench/app')}\nbuild:\n  builder: buildah\n"
                 "  rules:\n"
                 + rule.format(name="with-cache")
-                + f"      cache: {{ref: \"{registry.ref(f'cache/round{n}')}\"}}\n"
+                + f'      cache: {{ref: "{registry.ref(f"cache/round{n}")}"}}\n'
                 + rule.format(name="without-cache")
             )
             runs.append(build("fill", n, config, "with-cache", work))
@@ -191,7 +193,9 @@ def report(runs: list[Run], platforms: list[str], args: argparse.Namespace) -> i
             continue
         if r.kind == "cached":
             if r.pulled != steps:
-                problems.append(f"cached round {r.round}: {r.pulled} of {steps} steps from the cache")
+                problems.append(
+                    f"cached round {r.round}: {r.pulled} of {steps} steps from the cache"
+                )
             if r.layers != fills[r.round].layers:
                 problems.append(f"cached round {r.round}: its layers differ from fill's")
         elif r.pulled:
