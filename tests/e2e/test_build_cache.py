@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from tests.support import RegistryServer
-from tests.support.buildenv import BaseImage, private_storage
+from tests.support.buildenv import BaseImage, private_storage, push_layout_with_skopeo
 from tests.support.faultproxy import FaultProxy
 
 from acr_ci.cli import main
@@ -266,3 +266,26 @@ def test_cache_behind_basic_auth_gets_the_credentials(
     assert second.cache == {"ref": cache_ref, "read": True, "written": True, "error": None}
     assert second.layers() == first.layers()
     assert private.password not in first.log + second.log
+
+
+def test_base_without_history_builds_without_the_cache(
+    busybox_base: BaseImage, registry: RegistryServer, runner: Runner,
+    storage: Callable[[], Path], tmp_path: Path,
+) -> None:
+    # buildah 1.28 cannot build on such a base with --layers, which the cache needs: the
+    # rule is built again without --layers, and so without the cache, and the record says so
+    from tests.e2e.test_build_no_history import without_history
+
+    bare = registry.ref("base/bare:1")
+    without_history(busybox_base.layout.path, tmp_path / "bare")
+    push_layout_with_skopeo(tmp_path / "bare", bare)
+    cache_ref = registry.ref("cache/bare")
+    config = write_config(runner.repo, registry.ref("team/app"), bare, cache_ref)
+    build = runner.build(config, "app", storage())
+    assert build.code == 0, build.log[-3000:]
+    assert "base image has no history: building again without the layer cache" in build.log
+    assert build.cache == {
+        "ref": cache_ref, "read": False, "written": False,
+        "error": "base image has no history: built without the cache",
+    }
+    assert set(build.layers()) == set(BOTH)

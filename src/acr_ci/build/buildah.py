@@ -9,6 +9,18 @@ Steps for a :class:`~acr_ci.build.base.BuildJob`:
    ``--layers`` once a second step commits ("internal error: history lists N non-empty
    layers, but we have N+1 layers on disk"); on that error alone the rule is built once
    more without ``--layers``, and the log says so in one line.
+
+   A registry cache (the rule's ``cache``) adds ``--cache-from REPO --cache-to REPO`` (the
+   repository without tag: buildah tags each step by its cache key) — ``--cache-to`` only
+   with ``no_cache``, which then keeps ``--layers`` as ``--cache-to`` needs it — and is left
+   out when the chain found the cache unusable (``BuildJob.cache_error``) or when the rule
+   is built without ``--layers``. Measured with buildah 1.28.2: a cache it cannot read only
+   costs time (three tries two seconds apart per step, with a warning; refused credentials
+   not even warned about), but a cache it cannot write fails the build (``failed pushing
+   cache to …``, exit 125): on that error the rule is built once more without the cache,
+   with one warning (the steps built so far are reused from the local storage). What the
+   log said becomes :attr:`BuildResult.cache <acr_ci.build.base.BuildResult.cache>` (see
+   :mod:`acr_ci.build.cache`).
 2. ``buildah manifest push --all --format oci LIST oci:DIR``: the layout the chain pushes.
 3. :func:`~acr_ci.build.layout.finish_layout` adds the index annotations (buildah 1.28
    has no flag for them) and the config labels: ``buildah build --label`` would append one
@@ -25,7 +37,7 @@ namespaces, so acr-ci runs buildah with ``STORAGE_DRIVER=vfs`` and
 ``BUILDAH_ISOLATION=chroot`` unless these variables are already set (set
 ``STORAGE_DRIVER=overlay`` / ``BUILDAH_ISOLATION=oci`` where those work: faster).
 
-Registries: credentials for base images reach buildah through ``REGISTRY_AUTH_FILE`` (a
+Registries: credentials for base images and the cache reach buildah through ``REGISTRY_AUTH_FILE`` (a
 0600 file), never argv. Registries to reach over plain HTTP (loopback ones, and the
 config's ``insecure_registries``) are marked ``insecure`` in a generated
 ``registries.conf`` (``CONTAINERS_REGISTRIES_CONF``); TLS stays verified for every other
