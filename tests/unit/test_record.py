@@ -209,6 +209,11 @@ def test_summary_markdown() -> None:
     assert "⛔ blocked" in rows[1]
     assert any("sync mirror-a" in line and "connection refused" in line for line in lines)
     assert any("trigger deploy" in line and "HTTP 200" in line for line in lines)
+    # a succeeded build whose registry cache failed gets a detail line
+    assert any(
+        line.startswith("| main | build |") and "registry cache reg.example.com/cache/main: cache push refused" in line
+        for line in lines
+    )
     # each table row has the same number of cells as its header
     for line in lines:
         if line.startswith("| main") or line.startswith("| release"):
