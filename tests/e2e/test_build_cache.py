@@ -289,3 +289,20 @@ def test_base_without_history_builds_without_the_cache(
         "error": "base image has no history: built without the cache",
     }
     assert set(build.layers()) == set(BOTH)
+
+
+def test_cache_refusing_the_credentials_only_warns(
+    busybox_base: BaseImage, registry_factory: Callable[..., RegistryServer], runner: Runner,
+    storage: Callable[[], Path], registry: RegistryServer,
+) -> None:
+    # buildah 1.28 says nothing when a cache refuses it (the steps just run): acr-ci asks first
+    private = registry_factory(kind="basic")  # and no credentials for it anywhere
+    cache_ref = private.ref("cache/app")
+    config = write_config(runner.repo, registry.ref("team/app"), busybox_base.ref, cache_ref)
+    build = runner.build(config, "app", storage())
+    assert build.code == 0, build.log[-3000:]
+    [warning] = warnings(build.log)
+    assert cache_ref in warning and "building without it" in warning
+    cache = build.cache
+    assert (cache["read"], cache["written"]) == (False, False)
+    assert cache["error"].startswith("cannot read the cache: ") and "401" in cache["error"]

@@ -3,8 +3,9 @@
 Steps for a :class:`~acr_ci.build.base.BuildJob`:
 
 1. ``buildah build --platform P1,P2 --manifest LIST`` with ``--build-arg``,
-   ``--annotation`` (reaches each image manifest), ``--file`` and the context; ``--layers`` (reuse cached steps), or ``--no-cache --pull-always`` when the
-   rule says ``no_cache: true``. Foreign platforms run through qemu-user-static (binfmt_misc).
+   ``--annotation`` (reaches each image manifest), ``--file`` and the context; ``--layers``
+   (reuse cached steps), or ``--no-cache --pull-always`` when the rule says
+   ``no_cache: true``. Foreign platforms run through qemu-user-static (binfmt_misc).
    A base image without ``history`` in its config (valid OCI) makes buildah 1.28 fail with
    ``--layers`` once a second step commits ("internal error: history lists N non-empty
    layers, but we have N+1 layers on disk"); on that error alone the rule is built once
@@ -37,11 +38,11 @@ namespaces, so acr-ci runs buildah with ``STORAGE_DRIVER=vfs`` and
 ``BUILDAH_ISOLATION=chroot`` unless these variables are already set (set
 ``STORAGE_DRIVER=overlay`` / ``BUILDAH_ISOLATION=oci`` where those work: faster).
 
-Registries: credentials for base images and the cache reach buildah through ``REGISTRY_AUTH_FILE`` (a
-0600 file), never argv. Registries to reach over plain HTTP (loopback ones, and the
-config's ``insecure_registries``) are marked ``insecure`` in a generated
-``registries.conf`` (``CONTAINERS_REGISTRIES_CONF``); TLS stays verified for every other
-registry. The generated file keeps the system file's ``unqualified-search-registries`` and
+Registries: credentials for base images and the cache reach buildah through
+``REGISTRY_AUTH_FILE`` (a 0600 file), never argv. Registries to reach over plain HTTP
+(loopback ones, and the config's ``insecure_registries``) are marked ``insecure`` in a
+generated ``registries.conf`` (``CONTAINERS_REGISTRIES_CONF``); TLS stays verified for
+every other registry. The generated file keeps the system file's ``unqualified-search-registries`` and
 ``short-name-mode``; drop-ins in ``registries.conf.d`` still apply.
 """
 
