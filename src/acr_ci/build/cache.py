@@ -16,7 +16,11 @@ lines to a watcher here, and turns what the watcher saw into a
   export as steps of their own in ``--progress plain``: ``#N importing cache manifest
   from REF`` and ``#N exporting cache to registry`` (``#N exporting cache`` before
   BuildKit 0.11), each ending with ``#N DONE`` or ``#N ERROR: …``; a step taken from a
-  cache shows ``#N CACHED``.
+  cache shows ``#N CACHED``. BuildKit does not say which cache a ``CACHED`` step came
+  from, so for buildx ``read`` means "the cache manifest was read and steps were cached"
+  (the builder's own cache may have served them). Written here from BuildKit's documented
+  plain progress and tested against a stand-in: no Docker engine runs on the machines
+  this was made on.
 """
 
 from __future__ import annotations
