@@ -349,12 +349,18 @@ class Chain:
                 )
             )
             return
-        from acr_ci.build.service import AUTH_FILE_NAME, layout_folder, prepare_job
+        from acr_ci.build.service import AUTH_FILE_NAME, cache_problem, layout_folder, prepare_job
         from acr_ci.registry.access import hosts_of
 
         work = self.workdir()
         secrets_dir = work / "secrets" / str(image.number)
         self.say(plan, f"build with {builder.name}: {', '.join(plan.platforms)}")
+        cache_error = None if plan.cache is None else cache_problem(self.client, plan.cache)
+        if plan.cache is not None and cache_error is not None:
+            self.say(
+                plan,
+                f"warning: registry cache {plan.cache.ref}: {cache_error}; building without it",
+            )
         try:
             job = prepare_job(
                 plan,
@@ -369,6 +375,7 @@ class Chain:
                 ],
                 extra_hosts=hosts_of(self.config.image),
                 log=self.line,
+                cache_error=cache_error,
             )
             result = builder.build(job)
         except EXPECTED as e:
@@ -387,6 +394,7 @@ class Chain:
                     digest=result.index_digest,
                     platforms=result.platforms,
                     seconds=result.seconds,
+                    cache=result.cache,
                 ),
             )
         )

@@ -58,6 +58,55 @@ class RefContext:
     """Where the values came from: ``flags``, ``github``, ``gitlab``, ``tekton`` or ``local``."""
 
 
+class CacheMode(enum.StrEnum):
+    """Which steps a registry build cache keeps (buildx's ``mode``; buildah keeps every step)."""
+
+    MIN = "min"
+    """Only the steps of the exported image."""
+    MAX = "max"
+    """Every step, intermediate stages too."""
+
+
+@dataclass(frozen=True)
+class BuildCache:
+    """A registry build cache: where cached steps are read from and written to."""
+
+    ref: str
+    """``registry/repo[:tag]`` with ``${rule}`` already replaced."""
+    mode: CacheMode = CacheMode.MIN
+
+    @property
+    def repository(self) -> str:
+        """``ref`` without its tag (what buildah takes: it tags each step itself)."""
+        name, sep, tag = self.ref.rpartition(":")
+        return name if sep and "/" not in tag else self.ref
+
+    @property
+    def host(self) -> str:
+        """The registry host (``host[:port]``) of ``ref``."""
+        return self.ref.split("/", 1)[0]
+
+    def to_json(self) -> dict[str, str]:
+        return {"ref": self.ref, "mode": str(self.mode)}
+
+
+@dataclass(frozen=True)
+class CacheOutcome:
+    """What a build did with its registry cache (a cache problem never fails a build)."""
+
+    ref: str
+    """The cache's reference (as in the plan)."""
+    read: bool
+    """At least one step came from the registry cache."""
+    written: bool
+    """The build's steps were written to the registry cache."""
+    error: str | None = None
+    """One line: why the cache could not be read or written; ``None`` when it worked."""
+
+    def to_json(self) -> dict[str, object]:
+        return {"ref": self.ref, "read": self.read, "written": self.written, "error": self.error}
+
+
 @dataclass(frozen=True)
 class BuildPlan:
     """One build: what a matching rule asks for, with its tags rendered."""
@@ -77,7 +126,9 @@ class BuildPlan:
     args: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     """Build arguments (at most 20)."""
     no_cache: bool = False
-    """Build without cache and pull base images again."""
+    """Build without cache and pull base images again (a registry cache is still written)."""
+    cache: BuildCache | None = None
+    """The registry build cache of the rule, or ``None``."""
 
     @property
     def images(self) -> tuple[str, ...]:
@@ -95,4 +146,5 @@ class BuildPlan:
             "dockerfile": self.dockerfile,
             "args": dict(self.args),
             "no_cache": self.no_cache,
+            "cache": None if self.cache is None else self.cache.to_json(),
         }

@@ -200,3 +200,18 @@ def _python_groups(source: str) -> str:
         out.append(c)
         i += 1
     return "".join(out)
+
+
+CACHE_RULE_FIELD = "${rule}"
+"""The one field a ``cache.ref`` may hold: the rule's name."""
+
+
+def render_cache_ref(template: str, rule: str) -> str:
+    """A ``cache.ref`` with every ``${rule}`` replaced by the rule's name in lowercase
+    (repository paths are lowercase)."""
+    return template.replace(CACHE_RULE_FIELD, rule.lower())
+
+
+def cache_ref_fields(template: str) -> list[str]:
+    """The ``${…}`` fields of a ``cache.ref`` other than ``${rule}`` (each one an error)."""
+    return [f"${{{m}}}" for m in _FIELD_RE.findall(template) if m != "rule"]

@@ -31,8 +31,8 @@ import regex
 
 from acr_ci.config.model import Config, Rule
 from acr_ci.errors import RefError, TagError
-from acr_ci.models import MAX_REF_NAME, BuildPlan, RefContext
-from acr_ci.registry.reference import TAG_RE
+from acr_ci.models import MAX_REF_NAME, BuildCache, BuildPlan, RefContext
+from acr_ci.registry.reference import TAG_RE, Reference
 from acr_ci.rulesyntax import (  # the syntax lives in rulesyntax.py; importable here too
     BUILTINS,
     DEFAULT_COMMIT_LENGTH,
@@ -45,6 +45,7 @@ from acr_ci.rulesyntax import (  # the syntax lives in rulesyntax.py; importable
     clipped,
     compile_match,
     parse_template,
+    render_cache_ref,
 )
 
 __all__ = [
@@ -231,6 +232,16 @@ def plan(config: Config, ref: RefContext) -> list[BuildPlan]:
                 dockerfile=rule.dockerfile,
                 args=rule.args,
                 no_cache=rule.no_cache,
+                cache=_cache(rule),
             )
         )
     return plans
+
+
+def _cache(rule: Rule) -> BuildCache | None:
+    """The rule's registry cache with ``${rule}`` filled in, normalized like ``image``
+    (``cache/app`` → ``docker.io/cache/app``); the config checks made sure it parses."""
+    if rule.cache is None:
+        return None
+    ref = Reference.parse(render_cache_ref(rule.cache.ref, rule.name), what="cache ref")
+    return BuildCache(ref=str(ref), mode=rule.cache.mode)

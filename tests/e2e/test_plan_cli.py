@@ -60,7 +60,8 @@ def test_plan_json_contract(ref: str, builds: list[tuple[str, list[str]]]) -> No
     assert [(b["rule"], b["tags"]) for b in doc["builds"]] == builds
     for b in doc["builds"]:
         assert set(b) == {
-            "rule", "images", "tags", "platforms", "context", "dockerfile", "args", "no_cache"
+            "rule", "images", "tags", "platforms", "context", "dockerfile", "args", "no_cache",
+            "cache",
         }
         assert b["images"] == [f"{IMAGE}:{t}" for t in b["tags"]]
         assert b["platforms"] == ["linux/amd64", "linux/arm64"]
@@ -151,3 +152,18 @@ def test_help_and_plan_do_not_import_heavy_modules() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_plan_shows_the_registry_cache(tmp_path: Path) -> None:
+    cfg = tmp_path / ".acr-ci.yml"
+    cfg.write_text(
+        "version: 1\nimage: registry.example.com/team/app\nbuild:\n"
+        "  cache: {ref: 'registry.example.com/team/cache:${rule}', mode: max}\n"
+        "  rules:\n    - {name: Main, type: branch, match: main, tags: [latest]}\n"
+    )
+    out = run("plan", "--config", str(cfg), "--ref", "main", "--sha", SHA, "--time", "0")
+    assert out.returncode == 0, out.stderr
+    assert "  cache: registry.example.com/team/cache:main (mode max)" in out.stdout.splitlines()
+    out = run("plan", "--config", str(cfg), "--ref", "main", "--sha", SHA, "--time", "0", "--format", "json")
+    [build] = json.loads(out.stdout)["builds"]
+    assert build["cache"] == {"ref": "registry.example.com/team/cache:main", "mode": "max"}

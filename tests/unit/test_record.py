@@ -13,7 +13,7 @@ import pytest
 
 from acr_ci.config.model import ScanMode
 from acr_ci.errors import EXIT_BLOCKED, EXIT_FAILED, EXIT_OK, OutputError
-from acr_ci.models import BuildPlan, RefContext, RefType
+from acr_ci.models import BuildCache, BuildPlan, CacheMode, CacheOutcome, RefContext, RefType
 from acr_ci.record import (
     BuildDetail,
     ImageRecord,
@@ -44,7 +44,9 @@ PLAN = BuildPlan(
     platforms=("linux/amd64",),
     context=".",
     dockerfile="Dockerfile",
+    cache=BuildCache(ref="reg.example.com/cache/main", mode=CacheMode.MAX),
 )
+CACHE = CacheOutcome(ref="reg.example.com/cache/main", read=True, written=False, error="cache push refused")
 
 
 def step(kind: str, status: Status, *, at: int = 0, **kw: object) -> StepRecord:
@@ -67,7 +69,8 @@ SCAN = ScanDetail(
 def full_steps(scan: Status = Status.SUCCEEDED, sync: Status = Status.SUCCEEDED) -> tuple[StepRecord, ...]:
     return (
         step("build", Status.SUCCEEDED,
-             detail=BuildDetail(builder="buildah", digest=DIGEST, platforms={"linux/amd64": DIGEST}, seconds=1.5)),
+             detail=BuildDetail(builder="buildah", digest=DIGEST, platforms={"linux/amd64": DIGEST}, seconds=1.5,
+                                cache=CACHE)),
         step("push", Status.SUCCEEDED, at=2,
              detail=PushDetail(digest=DIGEST, tags=("latest", "aaaaaa"), images=PLAN.images, bytes_sent=0,
                                blobs_copied=0, blobs_skipped=0)),
@@ -206,6 +209,11 @@ def test_summary_markdown() -> None:
     assert "⛔ blocked" in rows[1]
     assert any("sync mirror-a" in line and "connection refused" in line for line in lines)
     assert any("trigger deploy" in line and "HTTP 200" in line for line in lines)
+    # a succeeded build whose registry cache failed gets a detail line
+    assert any(
+        line.startswith("| main | build |") and "registry cache reg.example.com/cache/main: cache push refused" in line
+        for line in lines
+    )
     # each table row has the same number of cells as its header
     for line in lines:
         if line.startswith("| main") or line.startswith("| release"):
@@ -301,7 +309,11 @@ NOT_RECORDS = [
     ("schema", lambda d: d.update(exit_code=2), "does not match its schema"),
     ("status-lies", lambda d: d.update(status="succeeded", exit_code=0), "its images say blocked"),
     ("image-status-lies", lambda d: d["images"][0].update(status="succeeded"), "its steps say blocked"),
-    ("unknown-detail-key", lambda d: d["images"][0]["steps"][0]["detail"].update(extra=1), "unexpected key 'extra'"),
+    ("unknown-detail-key", lambda d: d["images"][0]["steps"][1]["detail"].update(extra=1), "unexpected key 'extra'"),
+    ("build-detail-schema", lambda d: d["images"][0]["steps"][0]["detail"].update(extra=1), "does not match its schema"),
+    ("cache-unknown-key", lambda d: d["images"][0]["steps"][0]["detail"]["cache"].update(hits=1), "does not match its schema"),
+    ("cache-read-no-bool", lambda d: d["images"][0]["steps"][0]["detail"]["cache"].update(read="yes"), "does not match its schema"),
+    ("plan-cache-mode", lambda d: d["plan"][0]["cache"].update(mode="all"), "does not match its schema"),
     ("wrong-type", lambda d: d["images"][0]["steps"][1]["detail"].update(bytes_sent="0"), "not an integer"),
     ("bool-is-no-int", lambda d: d["images"][0]["steps"][1]["detail"].update(bytes_sent=True), "not an integer"),
     ("missing", lambda d: d["images"][0]["steps"][2]["detail"].pop("verdict"), "'verdict' is missing"),
@@ -362,3 +374,27 @@ def test_a_failed_write_is_exit_1_and_leaves_no_temp_file(tmp_path: Path, case: 
     assert info.value.hint == "pass --record with a writable path"
     left = sorted(p.name for p in folder.rglob("*"))
     assert left == {"parent-is-a-file": ["file"], "target-is-a-folder": ["record.json"]}[case]
+
+
+def test_build_cache_round_trips_and_older_records_read_without_it() -> None:
+    doc = run(img(full_steps())).to_json()
+    assert doc["plan"][0]["cache"] == {"ref": "reg.example.com/cache/main", "mode": "max"}
+    assert doc["images"][0]["steps"][0]["detail"]["cache"] == {
+        "ref": "reg.example.com/cache/main", "read": True, "written": False, "error": "cache push refused",
+    }
+    back = RunRecord.from_json(doc)
+    assert back.plans[0].cache == PLAN.cache
+    detail = back.images[0].steps[0].detail
+    assert isinstance(detail, BuildDetail) and detail.cache == CACHE
+    # no cache configured: null, both in the plan and in the detail
+    plain = replace(PLAN, cache=None)
+    steps = (step("build", Status.SUCCEEDED,
+                  detail=BuildDetail(builder="buildx", digest=DIGEST, platforms={"linux/amd64": DIGEST}, seconds=1)),)
+    doc = replace(run(img(steps)), plans=(plain,)).to_json()
+    assert doc["plan"][0]["cache"] is None and doc["images"][0]["steps"][0]["detail"]["cache"] is None
+    assert RunRecord.from_json(doc).to_json() == doc
+    # written before the cache existed: neither key
+    del doc["plan"][0]["cache"], doc["images"][0]["steps"][0]["detail"]["cache"]
+    back = RunRecord.from_json(doc)
+    assert back.plans[0].cache is None
+    assert back.to_json()["images"][0]["steps"][0]["detail"]["cache"] is None

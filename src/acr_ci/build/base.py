@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Protocol
 
 from acr_ci.errors import BuildError
-from acr_ci.models import BuildPlan
+from acr_ci.models import BuildPlan, CacheOutcome
 from acr_ci.text import LINE_LIMIT, clean_remote
 
 LogSink = Callable[[str], None]
@@ -51,6 +51,9 @@ class BuildJob:
     """A containers-auth.json with credentials for base-image registries (never in argv)."""
     log: LogSink = stderr_sink
     """Where each line of the builder's output goes (already prefixed with the rule)."""
+    cache_error: str | None = None
+    """Why ``plan.cache`` cannot be used (found before the build, e.g. its registry does not
+    answer): the builder leaves the cache out and reports this as the cache's error."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class BuildResult:
     """``os/arch[/variant]`` → digest of that platform's image manifest."""
     seconds: float = 0.0
     """Wall-clock time of the build."""
+    cache: CacheOutcome | None = None
+    """What the build did with the registry cache; ``None`` when the plan has none."""
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -78,6 +83,7 @@ class BuildResult:
             "index_digest": self.index_digest,
             "platforms": dict(self.platforms),
             "seconds": round(self.seconds, 3),
+            "cache": None if self.cache is None else self.cache.to_json(),
         }
 
 

@@ -3,12 +3,25 @@
 Steps for a :class:`~acr_ci.build.base.BuildJob`:
 
 1. ``buildah build --platform P1,P2 --manifest LIST`` with ``--build-arg``,
-   ``--annotation`` (reaches each image manifest), ``--file`` and the context; ``--layers`` (reuse cached steps), or ``--no-cache --pull-always`` when the
-   rule says ``no_cache: true``. Foreign platforms run through qemu-user-static (binfmt_misc).
+   ``--annotation`` (reaches each image manifest), ``--file`` and the context; ``--layers``
+   (reuse cached steps), or ``--no-cache --pull-always`` when the rule says
+   ``no_cache: true``. Foreign platforms run through qemu-user-static (binfmt_misc).
    A base image without ``history`` in its config (valid OCI) makes buildah 1.28 fail with
    ``--layers`` once a second step commits ("internal error: history lists N non-empty
    layers, but we have N+1 layers on disk"); on that error alone the rule is built once
    more without ``--layers``, and the log says so in one line.
+
+   A registry cache (the rule's ``cache``) adds ``--cache-from REPO --cache-to REPO`` (the
+   repository without tag: buildah tags each step by its cache key) — ``--cache-to`` only
+   with ``no_cache``, which then keeps ``--layers`` as ``--cache-to`` needs it — and is left
+   out when the chain found the cache unusable (``BuildJob.cache_error``) or when the rule
+   is built without ``--layers``. Measured with buildah 1.28.2: a cache it cannot read only
+   costs time (three tries two seconds apart per step, with a warning; refused credentials
+   not even warned about), but a cache it cannot write fails the build (``failed pushing
+   cache to …``, exit 125): on that error the rule is built once more without the cache,
+   with one warning (the steps built so far are reused from the local storage). What the
+   log said becomes :attr:`BuildResult.cache <acr_ci.build.base.BuildResult.cache>` (see
+   :mod:`acr_ci.build.cache`).
 2. ``buildah manifest push --all --format oci LIST oci:DIR``: the layout the chain pushes.
 3. :func:`~acr_ci.build.layout.finish_layout` adds the index annotations (buildah 1.28
    has no flag for them) and the config labels: ``buildah build --label`` would append one
@@ -25,11 +38,11 @@ namespaces, so acr-ci runs buildah with ``STORAGE_DRIVER=vfs`` and
 ``BUILDAH_ISOLATION=chroot`` unless these variables are already set (set
 ``STORAGE_DRIVER=overlay`` / ``BUILDAH_ISOLATION=oci`` where those work: faster).
 
-Registries: credentials for base images reach buildah through ``REGISTRY_AUTH_FILE`` (a
-0600 file), never argv. Registries to reach over plain HTTP (loopback ones, and the
-config's ``insecure_registries``) are marked ``insecure`` in a generated
-``registries.conf`` (``CONTAINERS_REGISTRIES_CONF``); TLS stays verified for every other
-registry. The generated file keeps the system file's ``unqualified-search-registries`` and
+Registries: credentials for base images and the cache reach buildah through
+``REGISTRY_AUTH_FILE`` (a 0600 file), never argv. Registries to reach over plain HTTP
+(loopback ones, and the config's ``insecure_registries``) are marked ``insecure`` in a
+generated ``registries.conf`` (``CONTAINERS_REGISTRIES_CONF``); TLS stays verified for
+every other registry. The generated file keeps the system file's ``unqualified-search-registries`` and
 ``short-name-mode``; drop-ins in ``registries.conf.d`` still apply.
 """
 
@@ -46,9 +59,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from acr_ci.build.base import BuildJob, BuildResult, child_env, run_quiet, run_streaming
+from acr_ci.build.cache import BuildahCacheLog
 from acr_ci.build.layout import finish_layout
 from acr_ci.errors import BuildError
 from acr_ci.jsonload import loads_bounded
+from acr_ci.models import CacheOutcome
 
 DEFAULT_STORAGE_DRIVER = "vfs"
 DEFAULT_ISOLATION = "chroot"
@@ -61,6 +76,7 @@ NO_HISTORY_ERROR = re.compile(
 (matched at the end of a line, on its last :data:`NO_HISTORY_TAIL` characters)."""
 NO_HISTORY_TAIL = 200
 NO_HISTORY_RETRY = "base image has no history: building again without the layer cache"
+CACHE_RETRY = "building again without it"
 QEMU_HINT = (
     "a foreign platform's binaries cannot run here: install qemu-user-static and register it "
     "in binfmt_misc (e.g. the line of /usr/lib/binfmt.d/qemu-aarch64.conf written to "
@@ -132,16 +148,26 @@ class BuildahBuilder:
             argv += ["--runroot", str(self.storage_root / "run")]
         return argv
 
-    def build_argv(self, job: BuildJob, manifest: str, *, layers: bool = True) -> list[str]:
+    def build_argv(
+        self, job: BuildJob, manifest: str, *, layers: bool = True, cache: bool = True
+    ) -> list[str]:
         """The ``buildah build`` argv for ``job`` (a list: never through a shell);
-        ``layers=False`` leaves out ``--layers`` (see the module doc)."""
+        ``layers=False`` leaves out ``--layers`` and the registry cache, ``cache=False`` the
+        registry cache (see the module doc)."""
         plan = job.plan
+        registry = plan.cache if cache and layers and job.cache_error is None else None
         argv = [*self._global(), "build", "--platform", ",".join(plan.platforms)]
         argv += ["--manifest", manifest, "--format", "oci"]
         if plan.no_cache:
             argv += ["--no-cache", "--pull-always"]
+            if registry is not None:  # --cache-to needs --layers; --no-cache still reads nothing
+                argv += ["--layers"]
         elif layers:
             argv += ["--layers"]
+        if registry is not None:
+            if not plan.no_cache:
+                argv += ["--cache-from", registry.repository]
+            argv += ["--cache-to", registry.repository]
         for key, value in plan.args.items():
             argv += ["--build-arg", f"{key}={value}"]
         for key, value in job.annotations.items():
@@ -218,35 +244,53 @@ class BuildahBuilder:
 
     # -- the build -----------------------------------------------------------------
 
-    def _run_build(self, job: BuildJob, manifest: str, env: Mapping[str, str], prefix: str) -> None:
-        """``buildah build``, once more without ``--layers`` if the base image has no
-        history (see the module doc); any other failure is raised as it is."""
+    def _run_build(
+        self, job: BuildJob, manifest: str, env: Mapping[str, str], prefix: str
+    ) -> CacheOutcome | None:
+        """``buildah build``; again without the registry cache if writing it failed, and
+        again without ``--layers`` if the base image has no history (see the module doc).
+        Any other failure is raised as it is. Returns what happened to the cache."""
+        plan = job.plan
+        watch = BuildahCacheLog(plan.cache) if plan.cache is not None else None
         no_history = False
 
         def log(line: str) -> None:
             nonlocal no_history
             no_history = no_history or bool(NO_HISTORY_ERROR.search(line[-NO_HISTORY_TAIL:]))
+            if watch is not None:
+                watch.feed(line.removeprefix(prefix))
             job.log(line)
 
-        what = f"rule {job.plan.rule!r}: buildah build"
-        try:
-            run_streaming(
-                self.build_argv(job, manifest), env=env, log=log, prefix=prefix, what=what
-            )
-            return
-        except BuildError:
-            if not no_history or job.plan.no_cache:
-                raise
-        job.log(f"{prefix}{NO_HISTORY_RETRY}")
-        # the second build starts from an empty list, whatever the first one added to it
-        self._remove_manifest(manifest, env)
-        run_streaming(
-            self.build_argv(job, manifest, layers=False),
-            env=env,
-            log=job.log,
-            prefix=prefix,
-            what=what,
-        )
+        what = f"rule {plan.rule!r}: buildah build"
+        layers, cache = True, watch is not None and job.cache_error is None
+        error = job.cache_error
+        while True:
+            argv = self.build_argv(job, manifest, layers=layers, cache=cache)
+            try:
+                run_streaming(argv, env=env, log=log, prefix=prefix, what=what)
+                break
+            except BuildError:
+                if cache and watch is not None and watch.write_error is not None:
+                    error = f"cannot write the cache: {watch.write_error}"
+                    job.log(
+                        f"{prefix}warning: registry cache {watch.cache.ref}: {error}; {CACHE_RETRY}"
+                    )
+                    cache = False
+                elif no_history and "--layers" in argv:
+                    job.log(f"{prefix}{NO_HISTORY_RETRY}")
+                    if cache:
+                        error = error or "base image has no history: built without the cache"
+                    layers, cache = False, False
+                else:
+                    raise
+            # the next build starts from an empty list, whatever this one added to it
+            self._remove_manifest(manifest, env)
+        if watch is None:
+            return None
+        if error is None and watch.read_error is not None:
+            error = f"cannot read the cache: {watch.read_error}"
+            job.log(f"{prefix}warning: registry cache {watch.cache.ref}: {error}; built without it")
+        return CacheOutcome(ref=watch.cache.ref, read=watch.pulled > 0, written=cache, error=error)
 
     def _remove_manifest(self, manifest: str, env: Mapping[str, str]) -> None:
         """Remove the local manifest list ``manifest`` (gone already: fine)."""
@@ -275,9 +319,10 @@ class BuildahBuilder:
                 f"BUILDAH_ISOLATION={env['BUILDAH_ISOLATION']}, platforms {', '.join(plan.platforms)}"
             )
             built = False
+            cache: CacheOutcome | None = None
             try:
                 try:
-                    self._run_build(job, manifest, env, prefix)
+                    cache = self._run_build(job, manifest, env, prefix)
                 except BuildError as e:
                     if "exec format error" in e.message:
                         raise BuildError(e.message, QEMU_HINT) from None
@@ -320,4 +365,5 @@ class BuildahBuilder:
             index_digest=index_digest,
             platforms=platforms,
             seconds=time.monotonic() - started,
+            cache=cache,
         )

@@ -1,7 +1,8 @@
 """The buildx builder: ``docker buildx build`` for all platforms into an OCI layout directory.
 
-``docker buildx build [--builder NAME] --platform P1,P2 [--no-cache --pull] --build-arg K=V
---label K=V --annotation index,manifest:K=V --file DOCKERFILE
+``docker buildx build [--builder NAME] --platform P1,P2 [--no-cache --pull]
+[--cache-from type=registry,ref=REF] [--cache-to type=registry,ref=REF,mode=M,ignore-error=true]
+--build-arg K=V --label K=V --annotation index,manifest:K=V --file DOCKERFILE
 --output type=oci,dest=DIR,tar=false --metadata-file FILE --progress plain CONTEXT``
 (annotations go to ``manifest:`` only when one platform is built: no index is exported).
 
@@ -11,7 +12,12 @@ which driver the current builder has, and when it is ``docker`` acr-ci uses (cre
 once) a ``docker-container`` builder named ``acr-ci``. Foreign platforms need qemu in
 binfmt_misc on the runner, as for any buildx build.
 
-Credentials for base images: buildx reads them from ``$DOCKER_CONFIG/config.json``. When
+A registry build cache (the rule's ``cache``) is read with ``--cache-from`` (not with
+``no_cache: true``) and written with ``--cache-to … ignore-error=true``, so BuildKit never
+fails a build over it; what its log says about the import and export steps becomes the
+record's ``cache`` (:mod:`acr_ci.build.cache`).
+
+Credentials for base images (and the cache registry): buildx reads them from ``$DOCKER_CONFIG/config.json``. When
 acr-ci has credentials of its own (e.g. ``ACR_CI_REGISTRY_PASSWORD``) the build gets a
 private ``DOCKER_CONFIG`` directory whose ``config.json`` is the runner's plus those
 ``auths`` (mode 0600, removed afterwards), with the runner's ``buildx`` and ``contexts``
@@ -30,10 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from acr_ci.build.base import BuildJob, BuildResult, LogSink, child_env, run_quiet, run_streaming
+from acr_ci.build.cache import BuildxCacheLog
 from acr_ci.build.layout import finish_layout, top_digest
 from acr_ci.errors import BuildError
 from acr_ci.fileio import read_bounded
 from acr_ci.jsonload import DEFAULT_MAX_BYTES, loads_bounded
+from acr_ci.models import CacheOutcome
 
 CONTAINER_BUILDER = "acr-ci"
 """Name of the ``docker-container`` builder acr-ci creates when the default cannot do the job."""
@@ -113,6 +121,14 @@ class BuildxBuilder:
         argv += ["--platform", ",".join(plan.platforms)]
         if plan.no_cache:
             argv += ["--no-cache", "--pull"]
+        if plan.cache is not None and job.cache_error is None:
+            ref = plan.cache.ref
+            if not plan.no_cache:
+                argv += ["--cache-from", f"type=registry,ref={ref}"]
+            argv += [
+                "--cache-to",
+                f"type=registry,ref={ref},mode={plan.cache.mode},ignore-error=true",
+            ]
         for key, value in plan.args.items():
             argv += ["--build-arg", f"{key}={value}"]
         for key, value in job.annotations.items():
@@ -180,14 +196,22 @@ class BuildxBuilder:
                 shutil.rmtree(job.layout)
             job.layout.parent.mkdir(parents=True, exist_ok=True)
             metadata = tmp / "metadata.json"
+            watch = BuildxCacheLog(plan.cache) if plan.cache is not None else None
+
+            def log(line: str) -> None:
+                if watch is not None:
+                    watch.feed(line)
+                job.log(line)
+
             run_streaming(
                 self.build_argv(job, output=job.layout, metadata=metadata, builder=builder),
                 env=env,
-                log=job.log,
+                log=log,
                 prefix=prefix,
                 what=f"rule {plan.rule!r}: docker buildx build",
             )
             reported = _metadata_digest(metadata)
+        cache = self._cache_outcome(job, watch, prefix)
         if reported is not None and reported != (held := top_digest(job.layout)):
             raise BuildError(
                 f"rule {plan.rule!r}: buildx reported digest {reported} but its OCI layout "
@@ -201,7 +225,24 @@ class BuildxBuilder:
             index_digest=index_digest,
             platforms=platforms,
             seconds=time.monotonic() - started,
+            cache=cache,
         )
+
+    @staticmethod
+    def _cache_outcome(
+        job: BuildJob, watch: BuildxCacheLog | None, prefix: str
+    ) -> CacheOutcome | None:
+        """What BuildKit's log said about the registry cache; one warning if it failed."""
+        if watch is None:
+            return None
+        if job.cache_error is not None:
+            return CacheOutcome(
+                ref=watch.cache.ref, read=False, written=False, error=job.cache_error
+            )
+        outcome = watch.outcome(read=not job.plan.no_cache)
+        if outcome.error is not None:
+            job.log(f"{prefix}warning: registry cache {outcome.ref}: {outcome.error}")
+        return outcome
 
 
 def _metadata_digest(path: Path) -> str | None:

@@ -20,11 +20,13 @@ from acr_ci.build.base import BuildJob, LogSink, stderr_sink
 from acr_ci.build.context import base_images, resolve_paths
 from acr_ci.errors import UsageError
 from acr_ci.hosts import is_loopback, registry_host
-from acr_ci.models import BuildPlan, RefContext
+from acr_ci.models import BuildCache, BuildPlan, RefContext
+from acr_ci.registry.access import hosts_of
 from acr_ci.registry.auth import CredentialSource
+from acr_ci.text import clean_remote
 
 if TYPE_CHECKING:
-    pass
+    from acr_ci.registry.client import Client
 
 AUTH_FILE_NAME = "auth.json"
 
@@ -71,15 +73,20 @@ def prepare_job(
     extra_hosts: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     log: LogSink = stderr_sink,
+    cache_error: str | None = None,
 ) -> BuildJob:
     """Everything a builder needs for ``plan``.
 
     ``extra_hosts``: registries to put credentials for besides the ``FROM`` ones (the
-    target image's registry, whose base images are often private). ``secrets_dir`` is
-    where the auth file goes: the caller removes it after the build.
+    target image's registry, whose base images are often private). The registry of
+    ``plan.cache`` gets credentials too, and plain HTTP when it is loopback, like a base
+    image's. ``secrets_dir`` is where the auth file goes: the caller removes it after the
+    build. ``cache_error``: why the cache cannot be used (see :func:`cache_problem`).
     """
     context, dockerfile = resolve_paths(plan, config_dir)
     hosts = [h for image in base_images(dockerfile, plan.args) if (h := registry_host(image))]
+    if plan.cache is not None and cache_error is None:
+        hosts += hosts_of(plan.cache.ref)
     insecure = tuple(dict.fromkeys([*(h for h in hosts if is_loopback(h)), *insecure_registries]))
     auth_file = write_auth_file([*hosts, *extra_hosts], credentials, secrets_dir)
     annotations = image_annotations(
@@ -94,7 +101,42 @@ def prepare_job(
         insecure_registries=insecure,
         auth_file=auth_file,
         log=log,
+        cache_error=cache_error,
     )
+
+
+def cache_problem(client: Client, cache: BuildCache) -> str | None:
+    """Why the registry cache ``cache`` cannot be read, asked before the build, or ``None``.
+
+    One ``HEAD`` of a tag nobody writes, with ``client``'s credentials and TLS rules but
+    only one retry: a registry that does not answer, or refuses the credentials, is found
+    in seconds, where buildah would retry it three times for each step (and say nothing
+    about refused credentials). A missing tag or repository is fine: an empty cache.
+    """
+    from acr_ci.errors import AcrError
+    from acr_ci.registry.client import Client as ProbeClient
+    from acr_ci.registry.reference import Reference
+    from acr_ci.registry.transport import RetryPolicy
+
+    probe = ProbeClient(
+        credentials=client.credentials,
+        insecure=client.insecure,
+        retry=RetryPolicy(attempts=2, base_delay=0.5, budget=10.0),
+        timeout=10.0,
+        deadline=15.0,
+    )
+    try:
+        with probe:
+            probe.tag_digest(
+                Reference.parse(cache.repository, what="cache ref").with_tag(PROBE_TAG)
+            )
+    except AcrError as e:
+        return f"cannot read the cache: {clean_remote(e.message, 300)}"
+    return None
+
+
+PROBE_TAG = "acr-ci-cache-probe"
+"""The tag :func:`cache_problem` asks for (no builder writes it)."""
 
 
 def layout_folder(workdir: Path, number: int, rule: str) -> Path:

@@ -111,6 +111,7 @@ def result_json(plan: BuildPlan, result: BuildResult) -> dict[str, object]:
         "platforms": dict(result.platforms),
         "layout": str(result.layout),
         "seconds": round(result.seconds, 3),
+        "cache": None if result.cache is None else result.cache.to_json(),
     }
 
 

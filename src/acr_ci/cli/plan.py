@@ -46,6 +46,8 @@ def execute(opts: PlanOptions) -> int:
         print(f"rule {p.rule}: {', '.join(p.platforms)}  ({p.context}/{p.dockerfile})")
         for image in p.images:
             print(f"  {image}")
+        if p.cache is not None:
+            print(f"  cache: {p.cache.ref} (mode {p.cache.mode})")
     return EXIT_OK
 
 

@@ -20,9 +20,11 @@ from acr_ci.rulesyntax import (
     MatchPattern,
     PatternError,
     TemplateSyntaxError,
+    cache_ref_fields,
     check_template,
     compile_match,
     parse_template,
+    render_cache_ref,
 )
 
 _SAFE_INT = re.compile(r"-?(0|[1-9][0-9]*)")
@@ -36,6 +38,7 @@ def check(doc: Document) -> list[ConfigProblem]:
     build = d.get("build")
     if isinstance(build, dict):
         out += _check_rules(doc, build.get("rules"))
+        out += _check_caches(doc, build)
     scan = d.get("scan")
     if isinstance(scan, dict):
         out += _check_scan(doc, scan)
@@ -112,6 +115,50 @@ def _check_rules(doc: Document, rules: Any) -> Iterator[ConfigProblem]:
         if isinstance(args, dict):
             for name, value in args.items():
                 yield from _check_arg(doc, (*path, "args", name), value)
+
+
+def _check_caches(doc: Document, build: dict[str, Any]) -> Iterator[ConfigProblem]:
+    """Every ``cache.ref`` names a repository (``${rule}`` filled in with each rule that
+    uses it) and holds no other ``${…}`` field."""
+    rules = [(p, r) for p, r in walk_items(build.get("rules"), ("build", "rules"))]
+    default = build.get("cache")
+    if isinstance(default, dict):
+        users = [r.get("name") for _, r in rules if "cache" not in r]
+        names = [n for n in users if isinstance(n, str) and n] or ["rule"]
+        yield from _check_cache_ref(doc, ("build", "cache", "ref"), default.get("ref"), names)
+    for path, rule in rules:
+        own = rule.get("cache")
+        name = rule.get("name")
+        if isinstance(own, dict):
+            names = [name] if isinstance(name, str) and name else ["rule"]
+            yield from _check_cache_ref(doc, (*path, "cache", "ref"), own.get("ref"), names)
+
+
+def _check_cache_ref(
+    doc: Document, path: Path, value: Any, rules: list[str]
+) -> Iterator[ConfigProblem]:
+    from acr_ci.registry.reference import Reference
+
+    if not isinstance(value, str) or not value:
+        return
+    others = cache_ref_fields(value)
+    if others:
+        yield doc.problem(
+            path,
+            f"only ${{rule}} may be used in a cache ref (found {show(others[0]) or 'a field'})",
+        )
+        return
+    for rule in dict.fromkeys(rules):
+        rendered = render_cache_ref(value, rule)
+        with_rule = f" (with ${{rule}} = {show(rule.lower())})" if rendered != value else ""
+        try:
+            ref = Reference.parse(rendered, what="cache ref")
+        except UsageError as e:
+            yield doc.problem(path, e.message + with_rule + (f"; {e.hint}" if e.hint else ""))
+            return
+        if ref.digest:
+            yield doc.problem(path, "a cache ref names a repository[:tag], not a digest")
+            return
 
 
 def _check_arg(doc: Document, path: Path, value: Any) -> Iterator[ConfigProblem]:

@@ -38,6 +38,7 @@ from acr_ci.config.model import (
     BlockPolicy,
     BuildConfig,
     Builder,
+    CacheSetting,
     Config,
     OnBlock,
     RegistryLimit,
@@ -52,7 +53,7 @@ from acr_ci.config.model import (
     TriggerOn,
 )
 from acr_ci.errors import ConfigError
-from acr_ci.models import RefType
+from acr_ci.models import CacheMode, RefType
 
 DEFAULT_FILE = ".acr-ci.yml"
 ENV_VAR = "ACR_CI_CONFIG"
@@ -92,6 +93,13 @@ def parse_timezone(text: str) -> timezone:
     return timezone(-offset if m.group(1) == "-" else offset)
 
 
+def _cache(value: Mapping[str, Any] | None) -> CacheSetting | None:
+    """A ``cache:`` mapping (checked) → its setting; ``None`` (absent or ``null``) → none."""
+    if value is None:
+        return None
+    return CacheSetting(ref=value["ref"], mode=CacheMode(value.get("mode", "min")))
+
+
 def build_config(file: str, d: Mapping[str, Any]) -> Config:
     """The typed ``Config`` of a document that passed the schema and the checks."""
     from acr_ci.config.checks import namespace_name
@@ -99,6 +107,7 @@ def build_config(file: str, d: Mapping[str, Any]) -> Config:
     from acr_ci.rulesyntax import compile_match
 
     build = d.get("build") or {}
+    default_cache = _cache(build.get("cache"))
     rules = tuple(
         Rule(
             name=r["name"],
@@ -111,6 +120,7 @@ def build_config(file: str, d: Mapping[str, Any]) -> Config:
             platforms=tuple(r.get("platforms", ("linux/amd64",))),
             args=MappingProxyType({k: str(v) for k, v in r.get("args", {}).items()}),
             no_cache=r.get("no_cache", False),
+            cache=_cache(r["cache"]) if "cache" in r else default_cache,
         )
         for r in build.get("rules", [])
     )
@@ -182,7 +192,9 @@ def build_config(file: str, d: Mapping[str, Any]) -> Config:
         image=Reference.parse(d["image"]).name,
         timezone=parse_timezone(d["timezone"]) if "timezone" in d else DEFAULT_TIMEZONE,
         immutable_tags=d.get("immutable_tags", False),
-        build=BuildConfig(builder=Builder(build.get("builder", "auto")), rules=rules),
+        build=BuildConfig(
+            builder=Builder(build.get("builder", "auto")), rules=rules, cache=default_cache
+        ),
         scan=scan,
         sync=tuple(sync),
         triggers=triggers,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta, timezone
 from types import MappingProxyType
 
-from acr_ci.models import RefType
+from acr_ci.models import CacheMode, RefType
 from acr_ci.rulesyntax import MatchPattern
 
 DEFAULT_TIMEZONE = timezone(timedelta(hours=8))
@@ -73,6 +73,15 @@ class TriggerOn(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class CacheSetting:
+    """A ``cache:`` entry (``build.cache`` or a rule's)."""
+
+    ref: str
+    """``registry/repository[:tag]`` as written; may hold ``${rule}``."""
+    mode: CacheMode = CacheMode.MIN
+
+
+@dataclass(frozen=True)
 class Rule:
     """One build rule."""
 
@@ -90,12 +99,16 @@ class Rule:
     platforms: tuple[str, ...] = ("linux/amd64",)
     args: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     no_cache: bool = False
+    cache: CacheSetting | None = None
+    """The rule's registry build cache: its own ``cache``, else ``build.cache``."""
 
 
 @dataclass(frozen=True)
 class BuildConfig:
     builder: Builder = Builder.AUTO
     rules: tuple[Rule, ...] = ()
+    cache: CacheSetting | None = None
+    """``build.cache``: the default of rules without their own ``cache``."""
 
 
 @dataclass(frozen=True)

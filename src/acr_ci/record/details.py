@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from acr_ci.config.model import ScanMode
-from acr_ci.models import Status
+from acr_ci.models import CacheOutcome, Status
 from acr_ci.record.shape import Doc, unreadable
 from acr_ci.sync import TagSync
 from acr_ci.triggers import Delivery
@@ -39,6 +39,8 @@ class BuildDetail:
     """``os/arch[/variant]`` → that platform's manifest digest."""
     seconds: float
     """How long the build took."""
+    cache: CacheOutcome | None = None
+    """What the build did with its registry cache; ``None``: no cache configured."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "platforms", MappingProxyType(dict(self.platforms)))
@@ -49,17 +51,29 @@ class BuildDetail:
             "digest": self.digest,
             "platforms": dict(self.platforms),
             "seconds": round(self.seconds, 3),
+            "cache": None if self.cache is None else self.cache.to_json(),
         }
 
     @classmethod
     def from_json(cls, value: object, where: str = "detail") -> BuildDetail:
         d = Doc(value, where)
-        d.only("builder", "digest", "platforms", "seconds")
+        d.only("builder", "digest", "platforms", "seconds", "cache")
+        cache: CacheOutcome | None = None
+        if d.has("cache") and d.doc["cache"] is not None:  # absent in older records
+            c = Doc(d.doc["cache"], f"{where}/cache")
+            c.only("ref", "read", "written", "error")
+            cache = CacheOutcome(
+                ref=c.text("ref"),
+                read=c.flag("read"),
+                written=c.flag("written"),
+                error=c.opt_text("error"),
+            )
         return cls(
             builder=d.text("builder"),
             digest=d.text("digest"),
             platforms=d.mapping("platforms", str),
             seconds=d.number("seconds"),
+            cache=cache,
         )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from acr_ci import __version__
 from acr_ci.errors import EXIT_BLOCKED, EXIT_FAILED, EXIT_OK
-from acr_ci.models import BuildPlan, RefContext, RefType, Status
+from acr_ci.models import BuildCache, BuildPlan, CacheMode, RefContext, RefType, Status
 from acr_ci.record.details import DETAILS, NoDetail, StepDetail, detail_from_json
 from acr_ci.record.shape import Doc, iso_time, redact, seconds_between, unreadable
 from acr_ci.record.validation import validate
@@ -261,6 +261,18 @@ def _ref_from_json(d: Doc) -> RefContext:
     )
 
 
+def _cache_from_json(d: Doc) -> BuildCache | None:
+    """A plan entry's ``cache`` (absent in records written before it existed: none)."""
+    if not d.has("cache") or d.doc["cache"] is None:
+        return None
+    c = Doc(d.doc["cache"], f"{d.where}/cache")
+    c.only("ref", "mode")
+    mode = c.text("mode")
+    if mode not in {m.value for m in CacheMode}:
+        raise unreadable(f"{c.where}/mode", "not min or max")
+    return BuildCache(ref=c.text("ref"), mode=CacheMode(mode))
+
+
 def _plan_from_json(d: Doc, repository: str | None) -> BuildPlan:
     """One ``plan`` entry; its repository is its images' (``repo:tag``) less the tag, or
     ``repository`` (its image's) when it has no tag."""
@@ -278,6 +290,7 @@ def _plan_from_json(d: Doc, repository: str | None) -> BuildPlan:
         dockerfile=d.text("dockerfile"),
         args=d.mapping("args", str),
         no_cache=d.flag("no_cache"),
+        cache=_cache_from_json(d),
     )
     if plan.images != images:
         raise unreadable(f"{d.where}/images", "not one repo:tag per tag")

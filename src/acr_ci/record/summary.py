@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from acr_ci.models import Status
-from acr_ci.record.details import SyncDetail, TriggerDetail
+from acr_ci.record.details import BuildDetail, SyncDetail, TriggerDetail
 from acr_ci.record.model import STEP_NAMES, RunRecord, StepRecord
 from acr_ci.record.shape import redact
 from acr_ci.text import LINE_LIMIT, clean_remote
@@ -90,7 +90,9 @@ def summary_markdown(record: RunRecord) -> str:
         (img, s)
         for img in record.images
         for s in img.steps
-        if s.status is not Status.SUCCEEDED or s.step in ("sync", "trigger")
+        if s.status is not Status.SUCCEEDED
+        or s.step in ("sync", "trigger")
+        or (isinstance(s.detail, BuildDetail) and s.detail.cache and s.detail.cache.error)
     ]
     if details:
         lines += ["", "| rule | step | status | detail |", "| --- | --- | --- | --- |"]
@@ -115,6 +117,8 @@ def _detail_line(s: StepRecord) -> str:
         if d.http_status is not None:
             parts.append(f"HTTP {d.http_status}")
         names = [e.tag for e in d.deliveries or ()]
+    if isinstance(d, BuildDetail) and d.cache is not None and d.cache.error:
+        parts.append(f"registry cache {d.cache.ref}: {d.cache.error}")
     if names:
         parts.append("tags " + ", ".join(names))
     if s.reason:

@@ -3,7 +3,9 @@ tests/e2e/test_build_buildah.py runs real ones)."""
 
 from __future__ import annotations
 
+import json
 import tomllib
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -13,7 +15,7 @@ import pytest
 
 from acr_ci.build.buildah import BuildahBuilder, registries_conf
 from acr_ci.build.service import prepare_job
-from acr_ci.models import BuildPlan, RefContext, RefType
+from acr_ci.models import BuildCache, BuildPlan, CacheMode, RefContext, RefType
 from acr_ci.registry.auth import Credentials, StaticCredentials
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -54,6 +56,19 @@ ANN = [
     [
         ("cached", {}, ["--layers"], []),
         ("no-cache", {"no_cache": True}, ["--no-cache", "--pull-always"], []),
+        (
+            "registry-cache",
+            {"cache": BuildCache(ref="cache.example/team/cache:ignored", mode=CacheMode.MIN)},
+            ["--layers", "--cache-from", "cache.example/team/cache", "--cache-to", "cache.example/team/cache"],
+            [],
+        ),
+        (
+            # no_cache: nothing is read, the cache is still written (--cache-to needs --layers)
+            "registry-cache-no-cache",
+            {"no_cache": True, "cache": BuildCache(ref="127.0.0.1:5001/c/rel", mode=CacheMode.MAX)},
+            ["--no-cache", "--pull-always", "--layers", "--cache-to", "127.0.0.1:5001/c/rel"],
+            [],
+        ),
         (
             "build-args",
             {"args": MappingProxyType({"A": "1", "EVIL": "$(id) `id` ; --rm"})},
@@ -153,3 +168,33 @@ def test_registries_conf(tmp_path: Path, case: str, system: str | None, expected
         + '\n[[registry]]\nlocation = "[::1]:7"\ninsecure = true\n'
     ), case
     assert tomllib.loads(text)["registry"][0] == {"location": "127.0.0.1:9", "insecure": True}
+
+
+def test_registry_cache_left_out_without_layers_or_when_unusable(repo: Path, tmp_path: Path) -> None:
+    plan = make_plan(cache=BuildCache(ref="cache.example/c"))
+    job = prepare_job(plan, REF, config_dir=repo, layout=tmp_path / "l", secrets_dir=tmp_path / "s",
+                      env={}, log=lambda line: None)
+    b = BuildahBuilder()
+    assert "--cache-from" in b.build_argv(job, "m")
+    for argv in (
+        b.build_argv(job, "m", layers=False),
+        b.build_argv(job, "m", cache=False),
+        b.build_argv(replace(job, cache_error="cannot read the cache: x"), "m"),
+    ):
+        assert not {"--cache-from", "--cache-to"} & set(argv)
+    assert "--layers" not in b.build_argv(job, "m", layers=False)
+    assert "--layers" in b.build_argv(job, "m", cache=False)
+
+
+def test_cache_registry_gets_credentials_and_plain_http_on_loopback(repo: Path, tmp_path: Path) -> None:
+    creds = StaticCredentials(Credentials("u", SECRET), frozenset({"127.0.0.1:5001", "cache.example"}))
+    for ref, insecure in (("127.0.0.1:5001/c/rel", True), ("cache.example/c/rel", False)):
+        job = prepare_job(
+            make_plan(cache=BuildCache(ref=ref)), REF, config_dir=repo, layout=tmp_path / "l",
+            secrets_dir=tmp_path / ref.split("/")[0], credentials=creds, env={}, log=lambda line: None,
+        )
+        host = ref.split("/")[0]
+        assert job.auth_file is not None
+        assert host in json.loads(job.auth_file.read_text())["auths"]
+        assert (host in job.insecure_registries) is insecure
+        assert SECRET not in " ".join(BuildahBuilder().build_argv(job, "m"))

@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -28,7 +29,7 @@ from acr_ci.build.service import prepare_job
 from acr_ci.cli import main
 from acr_ci.config.model import Builder as BuilderChoice
 from acr_ci.errors import BuildError
-from acr_ci.models import BuildPlan, RefContext, RefType
+from acr_ci.models import BuildCache, BuildPlan, CacheMode, CacheOutcome, RefContext, RefType
 from acr_ci.registry.auth import Credentials, StaticCredentials
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -81,6 +82,8 @@ if argv[:2] == ["buildx", "build"]:
     lay = write_busybox_layout(Path(out["dest"]), bins, applets=["sh"])
     Path(opts["--metadata-file"]).write_text(json.dumps(
         {"containerimage.digest": lay.index_digest, "buildx.build.ref": "standin/x/y"}))
+    if (state / "build-log").exists():
+        print((state / "build-log").read_text(), end="", flush=True)
     print("#12 exporting to oci image format", flush=True)
     print("#12 DONE 0.1s")
     sys.exit(0)
@@ -182,6 +185,24 @@ ANN_ARGS = [
             "no-cache",
             {"no_cache": True},
             ["--platform", "linux/amd64,linux/arm64", "--no-cache", "--pull"],
+        ),
+        (
+            "registry-cache",
+            {"cache": BuildCache(ref="cache.example/team/cache:web", mode=CacheMode.MIN)},
+            [
+                "--platform", "linux/amd64,linux/arm64",
+                "--cache-from", "type=registry,ref=cache.example/team/cache:web",
+                "--cache-to", "type=registry,ref=cache.example/team/cache:web,mode=min,ignore-error=true",
+            ],
+        ),
+        (
+            # no_cache: nothing read, the cache still written
+            "registry-cache-no-cache",
+            {"no_cache": True, "cache": BuildCache(ref="cache.example/c", mode=CacheMode.MAX)},
+            [
+                "--platform", "linux/amd64,linux/arm64", "--no-cache", "--pull",
+                "--cache-to", "type=registry,ref=cache.example/c,mode=max,ignore-error=true",
+            ],
         ),
         (
             "build-args-in-order",
@@ -369,3 +390,64 @@ def test_cli_build_with_buildx(
     assert ["--no-cache", "--pull"] == argv[argv.index("--no-cache"):argv.index("--no-cache") + 2]
     assert argv[argv.index("--build-arg") + 1] == "GREETING=hello"
     assert "[web] #12 exporting to oci image format" in captured.err
+
+
+CACHE = BuildCache(ref="cache.example/team/cache:web", mode=CacheMode.MAX)
+IMPORTED = "#3 importing cache manifest from cache.example/team/cache:web\n#3 DONE 0.1s\n"
+STEP_CACHED = "#6 [2/2] RUN true\n#6 CACHED\n"
+EXPORTED = "#13 exporting cache to registry\n#13 preparing build cache for export\n#13 DONE 0.4s\n"
+EXPORT_FAILED = (
+    "#13 exporting cache to registry\n#13 preparing build cache for export\n"
+    "#13 ERROR: failed to push cache.example/team/cache:web: unexpected status: 401 Unauthorized\n"
+)
+IMPORT_FAILED = (
+    "#3 importing cache manifest from cache.example/team/cache:web\n"
+    "#3 ERROR: failed to do request: Head \"https://cache.example/v2/team/cache/manifests/web\": dial tcp: connection refused\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("case", "log", "no_cache", "expected", "warned"),
+    [
+        ("hit-and-written", IMPORTED + STEP_CACHED + EXPORTED, False,
+         CacheOutcome(CACHE.ref, read=True, written=True), False),
+        ("empty-cache", "#3 importing cache manifest from cache.example/team/cache:web\n#3 DONE 0.0s\n"
+         "#6 [2/2] RUN true\n#6 DONE 1.0s\n" + EXPORTED, False, CacheOutcome(CACHE.ref, read=False, written=True), False),
+        ("export-refused", IMPORTED + STEP_CACHED + EXPORT_FAILED, False,
+         CacheOutcome(CACHE.ref, read=True, written=False,
+                      error="failed to push cache.example/team/cache:web: unexpected status: 401 Unauthorized"), True),
+        ("import-unreachable", IMPORT_FAILED + "#6 [2/2] RUN true\n#6 DONE 1.0s\n" + EXPORTED, False,
+         CacheOutcome(CACHE.ref, read=False, written=True,
+                      error='failed to do request: Head "https://cache.example/v2/team/cache/manifests/web": '
+                            "dial tcp: connection refused"), True),
+        # CACHED from the builder's own cache does not count as read when the registry was not asked
+        ("no-cache-writes-only", STEP_CACHED + EXPORTED, True, CacheOutcome(CACHE.ref, read=False, written=True), False),
+    ],
+)
+def test_cache_outcome_from_buildkit_log(
+    standin: Standin, repo: Path, tmp_path: Path, case: str, log: str, no_cache: bool,
+    expected: CacheOutcome, warned: bool,
+) -> None:
+    (standin.state / "driver").write_text("docker-container")
+    (standin.state / "build-log").write_text(log)
+    lines: list[str] = []
+    job = prepare_job(
+        make_plan(cache=CACHE, no_cache=no_cache), REF, config_dir=repo, layout=tmp_path / "out" / "layout",
+        secrets_dir=tmp_path / "secrets", env={}, log=lines.append,
+    )
+    result = BuildxBuilder().build(job)
+    assert result.cache == expected, case
+    warnings = [line for line in lines if "warning: registry cache" in line]
+    assert len(warnings) == (1 if warned else 0), lines
+    if warned:
+        assert expected.error is not None and expected.error in warnings[0]
+
+
+def test_unusable_cache_is_left_out_and_reported(standin: Standin, repo: Path, tmp_path: Path) -> None:
+    (standin.state / "driver").write_text("docker-container")
+    job = replace(job_for(make_plan(cache=CACHE), repo, tmp_path), cache_error="cannot read the cache: refused")
+    result = BuildxBuilder().build(job)
+    argv = standin.build_record()["argv"]
+    assert "--cache-from" not in argv and "--cache-to" not in argv
+    assert result.cache == CacheOutcome(CACHE.ref, read=False, written=False, error="cannot read the cache: refused")
+    assert make_plan().cache is None and BuildxBuilder().build(job_for(make_plan(), repo, tmp_path)).cache is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, date, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from acr_ci import config
 from acr_ci.config.model import (
     BlockLogic,
     Builder,
+    CacheSetting,
     Config,
     ScanEngine,
     ScanMode,
@@ -27,7 +28,7 @@ from acr_ci.config.model import (
     TriggerOn,
 )
 from acr_ci.errors import ConfigError, ConfigProblem
-from acr_ci.models import RefType
+from acr_ci.models import BuildCache, CacheMode, RefContext, RefType
 
 
 def problems_of(path: Path | str) -> list[ConfigProblem]:
@@ -378,3 +379,40 @@ def test_sync_to_is_normalized(tmp_path: Path, to: str, level: str, expected: st
     f = tmp_path / "c.yml"
     f.write_text(f"version: 1\nimage: app\nsync:\n  - name: m\n    to: {to}\n    level: {level}\n")
     assert config.load(str(f), env={}).sync[0].to == expected
+
+
+def test_build_cache_default_rule_override_and_null(tmp_path: Path) -> None:
+    f = tmp_path / "c.yml"
+    f.write_text(
+        "version: 1\nimage: registry.example.com/team/app\nbuild:\n"
+        "  cache: {ref: 'registry.example.com/cache/${rule}', mode: max}\n"
+        "  rules:\n"
+        "    - {name: Main, type: branch, match: main, tags: [latest]}\n"
+        "    - {name: own, type: branch, match: main, tags: [latest], cache: {ref: 'c.example/x:${rule}-c'}}\n"
+        "    - {name: off, type: branch, match: main, tags: [latest], cache: null}\n"
+    )
+    cfg = config.load(str(f), env={})
+    assert cfg.build.cache == CacheSetting(ref="registry.example.com/cache/${rule}", mode=CacheMode.MAX)
+    main, own, off = cfg.build.rules
+    assert main.cache == cfg.build.cache
+    assert own.cache == CacheSetting(ref="c.example/x:${rule}-c", mode=CacheMode.MIN)
+    assert off.cache is None
+    # rendered in the plans: ${rule} lowercase, normalized like `image`
+    from acr_ci.tags import plan
+
+    ref = RefContext(type=RefType.BRANCH, name="main", sha="a" * 40, time=datetime(2026, 1, 1, tzinfo=UTC))
+    caches = [p.cache for p in plan(cfg, ref)]
+    assert caches == [
+        BuildCache(ref="registry.example.com/cache/main", mode=CacheMode.MAX),
+        BuildCache(ref="c.example/x:own-c", mode=CacheMode.MIN),
+        None,
+    ]
+    assert caches[1] is not None and caches[1].repository == "c.example/x"
+    assert caches[1].host == "c.example"
+
+
+def test_no_build_cache_by_default(tmp_path: Path) -> None:
+    f = tmp_path / "c.yml"
+    f.write_text("version: 1\nimage: app\nbuild:\n  rules:\n    - {name: m, type: branch, match: m, tags: [x]}\n")
+    cfg = config.load(str(f), env={})
+    assert cfg.build.cache is None and cfg.build.rules[0].cache is None
