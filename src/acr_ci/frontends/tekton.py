@@ -10,6 +10,12 @@ step of one's own may instead set ``PARAM_REGISTRY_USERNAME``/``PARAM_REGISTRY_P
 from a Secret. The workspace may hold ``config.json`` or ``.dockerconfigjson`` (what a
 ``kubernetes.io/dockerconfigjson`` Secret mounts): acr-ci reads both.
 
+One node per architecture: ``acr-ci-build`` with ``push-by-digest: "true"`` (which
+replaces its ``push`` default) appends its digests lines to its ``DIGESTS`` result (unless
+``digests-file`` names a file), written even when nothing was built; ``acr-ci-merge`` and
+``acr-ci-run`` take those results as their ``digests`` param, which becomes one more
+digests file after the ``merge`` param's (:func:`inputs_from_env`).
+
 Before the command runs, :func:`prepare_env` turns what the Task mounted into the variables
 acr-ci and buildah read:
 
