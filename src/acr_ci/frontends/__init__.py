@@ -318,13 +318,14 @@ def merge_files(patterns: Sequence[str]) -> tuple[str, ...]:
     given (the command reports a missing file). Relative to the working directory (the
     job's workspace); at most :data:`MAX_MERGE_FILES`, each once."""
     import glob
+    import itertools
 
     files: list[str] = []
     for item in patterns:
         if GLOB_CHARS.isdisjoint(item):
             found = [item]
         else:
-            found = sorted(glob.glob(item))
+            found = sorted(itertools.islice(glob.iglob(item), MAX_MERGE_FILES + 1))
             if not found:
                 raise UsageError(
                     f"input merge: {item!r} matches no file",
