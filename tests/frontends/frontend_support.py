@@ -9,6 +9,7 @@ it under ``CI`` (see ``tests/support/_proc.py``).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -77,3 +78,54 @@ def read_github_outputs(text: str) -> dict[str, str]:
             out[name] = value
             i += 1
     return out
+
+
+RECORDER = '''\
+"""Stands in for ``python3 -m acr_ci.frontends.PLATFORM``: the real front end reads the
+job's inputs and makes the command's typed options (``invocation``); instead of running
+the command, this logs them (one JSON line to $RECORDER_LOG) and, for a push-by-digest
+build, appends the line a build would append to its digests file."""
+import dataclasses, json, os, sys, tempfile
+from pathlib import Path
+from acr_ci.frontends import invocation
+from acr_ci.frontends import github, gitlab, tekton
+
+platform = sys.argv[2].rsplit(".", 1)[1]
+env = dict(os.environ)
+inputs = {"github": github, "gitlab": gitlab, "tekton": tekton}[platform].inputs_from_env(env)
+inv = invocation(inputs, Path(tempfile.mkdtemp()), env)
+opts = {f.name: getattr(inv.options, f.name) for f in dataclasses.fields(inv.options)
+        if f.name not in ("access", "ref", "output_json")}
+files = {f: Path(f).read_text() for f in opts.get("files", ()) or opts.get("merge", ())}
+entry = {"job": env.get("CI_JOB_NAME", ""), "cwd": os.getcwd(), "command": inv.command,
+         "options": opts, "files": files}
+with open(env["RECORDER_LOG"], "a") as log:
+    log.write(json.dumps(entry, default=list) + "\\n")
+if inv.command == "build" and opts["push_by_digest"] and opts["digests_file"]:
+    with open(opts["digests_file"], "a") as f:
+        for p in opts["platforms"]:
+            f.write(json.dumps({"rule": "main", "platform": p, "job": entry["job"]}) + "\\n")
+'''
+
+
+def recorder_bin(directory: Path) -> Path:
+    """A directory holding a ``python3`` that runs :data:`RECORDER` for ``-m
+    acr_ci.frontends.*`` (with this test run's Python and ``sys.path``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / "recorder.py"
+    script.write_text(RECORDER)
+    fake = directory / "python3"
+    paths = os.pathsep.join(p for p in sys.path if p)
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'PYTHONPATH="{paths}" exec "{sys.executable}" "{script}" "$@"\n'
+    )
+    fake.chmod(0o755)
+    return directory
+
+
+def recorded(log: Path) -> list[dict[str, Any]]:
+    """The :data:`RECORDER` log's entries, in order."""
+    import json
+
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []

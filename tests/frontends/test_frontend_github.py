@@ -548,6 +548,90 @@ def test_examples_upload_sarif_take_every_image_and_set_up_buildx(tmp_path: Path
         doc = load_yaml(ROOT / "examples" / "github" / name)
         uses = [s.get("uses", "").split("@")[0] for j in doc["jobs"].values() for s in j["steps"]]
         assert "docker/setup-buildx-action" in uses and "docker/setup-qemu-action" in uses, name
-    native = load_yaml(ROOT / "examples" / "github" / "arm64.yml")["jobs"]["image"]
-    runners = [leg["runner"] for leg in native["strategy"]["matrix"]["include"]]
-    assert runners == ["ubuntu-24.04", "ubuntu-24.04-arm"]
+
+
+def test_multi_arch_example_builds_each_platform_natively_then_merges(tmp_path: Path) -> None:
+    """examples/github/multi-arch.yml: a matrix leg per architecture pushes by digest and
+    uploads its digests file; the merge job downloads every file into one folder and
+    merges them; the action's inputs are exactly what each job passes, and the merge job
+    publishes the action's outputs."""
+    from acr_ci.frontends import invocation, merge_files
+    from acr_ci.frontends.github import inputs_from_env
+
+    doc = load_yaml(ROOT / "examples" / "github" / "multi-arch.yml")
+    build, merge = doc["jobs"]["build"], doc["jobs"]["merge"]
+    legs = build["strategy"]["matrix"]["include"]
+    assert [(leg["runner"], leg["platform"]) for leg in legs] == [
+        ("ubuntu-24.04", "linux/amd64"), ("ubuntu-24.04-arm", "linux/arm64")]
+    assert build["runs-on"] == "${{ matrix.runner }}"
+    assert "docker/setup-qemu-action" not in json.dumps(build["steps"])  # native: no emulation
+    declared = action()["inputs"]
+    assert isinstance(declared, dict)
+    (acr,) = [s for s in build["steps"] if s.get("uses") == "./"]
+    (upload,) = [s for s in build["steps"] if "upload-artifact@" in s.get("uses", "")]
+    (download,) = [s for s in merge["steps"] if "download-artifact@" in s.get("uses", "")]
+    (merging,) = [s for s in merge["steps"] if s.get("uses") == "./"]
+    assert set(acr["with"]) <= set(declared) and set(merging["with"]) <= set(declared)
+    assert merge["needs"] == "build"
+    assert download["with"]["merge-multiple"] is True
+
+    # what each job would hand the action, the matrix and the artifacts played out here
+    folder = tmp_path / download["with"]["path"]
+    folder.mkdir()
+    for leg in legs:
+        ctx = {"matrix": leg}
+        inputs = {k: render(str(v), ctx) for k, v in acr["with"].items()}
+        env = {f"INPUT_{k.upper()}": v for k, v in inputs.items()}
+        options = invocation(inputs_from_env(env), tmp_path, {}).options
+        assert options.platforms == (leg["platform"],)  # type: ignore[attr-defined]
+        assert options.push_by_digest is True and options.push is False  # type: ignore[attr-defined]
+        digests = options.digests_file  # type: ignore[attr-defined]
+        assert render(upload["with"]["path"], ctx) == digests  # the file that is uploaded
+        artifact = render(upload["with"]["name"], ctx)
+        assert re.fullmatch(download["with"]["pattern"].replace("*", ".*"), artifact)
+        (folder / Path(digests).name).write_text(json.dumps({"platform": leg["platform"]}) + "\n")
+    env = {f"INPUT_{k.upper()}": v for k, v in merging["with"].items()}
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        options = invocation(inputs_from_env(env), tmp_path, {}).options
+        files = merge_files([merging["with"]["merge"]])
+    finally:
+        os.chdir(cwd)
+    assert type(options).__name__ == "MergeOptions" and options.files == files  # type: ignore[attr-defined]
+    assert sorted(json.loads((tmp_path / f).read_text())["platform"] for f in files) == [
+        "linux/amd64", "linux/arm64"]
+    assert merge["outputs"] == {n: "${{ steps.acr.outputs." + n + " }}" for n in merge["outputs"]}
+    assert {"digest", "images", "tags"} <= set(merge["outputs"]) <= set(action()["outputs"])  # type: ignore[arg-type]
+
+
+def test_runner_contract_multi_runner_inputs_reach_the_front_end(
+    tmp_path: Path, runner_temp: Path
+) -> None:
+    """Through the composite action's own env: a bad combination of the multi-runner
+    inputs stops the step with one error naming them; a merge whose pattern matches
+    nothing names the merge input and runs nothing."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / ".acr-ci.yml").write_text(PLAN_CONFIG)
+    (tmp_path / "a").mkdir()
+    p = job(tmp_path / "a", workspace, runner_temp, {
+        "command": "build", "platforms": "linux/arm64", "push-by-digest": "true",
+        "digests-file": "digests-arm64.jsonl", "push": "true",
+    }).run()
+    assert p.returncode == 2, p.stdout + p.stderr
+    env = p.step_env["acr"]
+    assert (env["INPUT_PLATFORMS"], env["INPUT_PUSH-BY-DIGEST"], env["INPUT_DIGESTS-FILE"]) == (
+        "linux/arm64", "true", "digests-arm64.jsonl")
+    errors = [line for line in p.stdout.splitlines() if line.startswith("::error ")]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(
+        "::error title=acr-ci action inputs::inputs push and push-by-digest exclude each other")
+    assert not (workspace / "digests-arm64.jsonl").exists()
+    (tmp_path / "b").mkdir()
+    p = job(tmp_path / "b", workspace, runner_temp, {"command": "merge", "merge": "digests/*.jsonl"}).run()
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.step_env["acr"]["INPUT_MERGE"] == "digests/*.jsonl"
+    errors = [line for line in p.stdout.splitlines() if line.startswith("::error ")]
+    assert len(errors) == 1 and "input merge: 'digests/*.jsonl' matches no file" in errors[0], errors
+    assert "acr-ci merge" not in p.stderr

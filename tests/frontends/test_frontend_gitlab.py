@@ -23,12 +23,21 @@ from pathlib import Path
 
 import pytest
 from tests.e2e.sync_support import digest_at
-from tests.frontends.frontend_support import ROOT, SCHEMAS, load_yaml, python_bin_dir, tool
+from tests.frontends.frontend_support import (
+    ROOT,
+    SCHEMAS,
+    load_yaml,
+    python_bin_dir,
+    recorded,
+    recorder_bin,
+    tool,
+)
 from tests.support import RegistryServer
 from tests.support.buildenv import BaseImage
 
 TEMPLATE = ROOT / "gitlab" / "templates" / "acr-ci.yml"
 EXAMPLE = ROOT / "examples" / "gitlab" / ".gitlab-ci.yml"
+MULTI_ARCH = ROOT / "examples" / "gitlab" / "multi-arch.gitlab-ci.yml"
 INPUT_REF = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]")
 
 
@@ -62,7 +71,9 @@ def test_component_inputs_are_typed_defaulted_described_and_all_used() -> None:
             assert entry["default"] in entry["options"], name
         if "regex" in entry:
             assert re.search(entry["regex"], str(entry["default"])), name
-    assert inputs["command"]["options"] == ["run", "plan", "build", "scan", "sync", "trigger"]
+    from acr_ci.frontends import COMMANDS
+
+    assert set(inputs["command"]["options"]) == set(COMMANDS)
     assert ":latest" not in TEMPLATE.read_text()
 
 
@@ -209,7 +220,76 @@ def test_component_project_ships_license_pipeline_and_release(tmp_path: Path) ->
     # resolves only on a GitLab server
     checker = tool("check-jsonschema")
     p = subprocess.run(
-        [checker, "--builtin-schema", "vendor.gitlab-ci", str(pipeline_file), str(EXAMPLE)],
+        [checker, "--builtin-schema", "vendor.gitlab-ci", str(pipeline_file), str(EXAMPLE),
+         str(MULTI_ARCH)],
         capture_output=True, text=True, check=False,
     )
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_multi_arch_example_runs_one_build_job_per_runner_architecture() -> None:
+    example = load_yaml(MULTI_ARCH)
+    build = example["build-image"]
+    legs = build["parallel"]["matrix"]
+    assert [(leg["ARCH"], leg["RUNNER_TAG"]) for leg in legs] == [
+        ("amd64", "saas-linux-small-amd64"), ("arm64", "saas-linux-small-arm64")]
+    assert build["tags"] == ["$RUNNER_TAG"]  # each job on a runner of its architecture
+    assert example["merge-image"]["needs"] == [{"job": "build-image", "artifacts": True}]
+    included = {inc["inputs"]["job-name"]: inc["inputs"] for inc in example["include"]}
+    assert included["build-image"]["command"] == "build"
+    assert included["build-image"]["platforms"] == "linux/$ARCH"
+    assert included["merge-image"]["command"] == "merge"
+    spec = template_parts()[0]["spec"]["inputs"]  # type: ignore[index]
+    for inputs in included.values():
+        assert set(inputs) <= set(spec), set(inputs) - set(spec)
+    # the digests file is an artifact of the component's job, named after the job
+    _, body = template_parts()
+    (job,) = load_yaml_text(body).values()
+    assert "$[[ inputs.digests-file ]]" in job["artifacts"]["paths"]  # type: ignore[index]
+    assert "$CI_JOB_ID" in spec["digests-file"]["default"]
+
+
+@pytest.mark.e2e
+def test_gitlab_ci_local_passes_each_matrix_jobs_digests_to_the_merge_job(tmp_path: Path) -> None:
+    """gitlab-ci-local runs the multi-arch example with the component (``include: local``):
+    every job's script runs the real front end up to the command's typed options
+    (:data:`~tests.frontends.frontend_support.RECORDER` stands in for ``python3``); each
+    build job appends its line to its own digests file, which becomes its artifact, and
+    the merge job gets both files through ``needs:``."""
+    gcl = tool("gitlab-ci-local")
+    tool("rsync")
+    repo = tmp_path / "project"
+    (repo / "gitlab" / "templates").mkdir(parents=True)
+    shutil.copy(TEMPLATE, repo / "gitlab" / "templates" / "acr-ci.yml")
+    shutil.copy(MULTI_ARCH, repo / ".gitlab-ci.yml")
+    (repo / ".acr-ci.yml").write_text("version: 1\nimage: registry.example/team/app\n")
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    git(repo, "remote", "add", "origin", "https://gitlab.example.com/acme/app.git")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "app")
+    log = tmp_path / "recorder.log"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_"))}
+    env.pop("CI", None)
+    env["RECORDER_LOG"] = str(log)
+    env["PATH"] = str(recorder_bin(tmp_path / "bin")) + os.pathsep + env.get("PATH", "")
+    p = subprocess.run([gcl, "--force-shell-executor", "--shell-executor-no-image", "--no-color"],
+                       cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-5000:]
+    jobs = recorded(log)
+    builds = sorted((j for j in jobs if j["command"] == "build"), key=lambda j: j["options"]["platforms"])
+    assert [(j["options"]["platforms"], j["options"]["push_by_digest"], j["options"]["push"])
+            for j in builds] == [(["linux/amd64"], True, False), (["linux/arm64"], True, False)]
+    files = [j["options"]["digests_file"] for j in builds]
+    assert all(re.fullmatch(r"acr-ci-digests-[0-9]+\.jsonl", f) for f in files), files
+    assert len(set(files)) == 2  # one per job: no artifact overwrites another
+    artifacts = repo / ".gitlab-ci-local" / "artifacts"
+    for job, name in zip(builds, files, strict=True):
+        (kept,) = artifacts.glob(f"build-image*/{name}")  # the job's artifact holds its file
+        assert json.loads(kept.read_text())["platform"] == job["options"]["platforms"][0]
+    (merge,) = [j for j in jobs if j["command"] == "merge"]
+    assert merge["options"]["files"] == sorted(files)  # the pattern, expanded in the job
+    platforms = sorted(json.loads(text)["platform"] for text in merge["files"].values())
+    assert platforms == ["linux/amd64", "linux/arm64"]
+    assert merge["job"] == "merge-image" and "PASS  merge-image" in out

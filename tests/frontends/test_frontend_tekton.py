@@ -22,7 +22,15 @@ from typing import Any
 
 import pytest
 from tests.e2e.sync_support import digest_at
-from tests.frontends.frontend_support import ROOT, SCHEMAS, load_yaml, python_bin_dir, tool
+from tests.frontends.frontend_support import (
+    ROOT,
+    SCHEMAS,
+    load_yaml,
+    python_bin_dir,
+    recorded,
+    recorder_bin,
+    tool,
+)
 from tests.support import RegistryServer
 from tests.support.buildenv import BaseImage, push_layout_with_skopeo
 from tests.support.layout import Layout
@@ -31,7 +39,9 @@ from tests.support.webhook import WebhookReceiver
 TASKS = {p.parent.parent.name: p for p in sorted((ROOT / "tekton" / "task").glob("*/0.1/*.yaml"))}
 TESTS = sorted((ROOT / "tekton" / "task").glob("*/0.1/tests/run.yaml"))
 PIPELINE = ROOT / "tekton" / "pipeline" / "acr-ci" / "0.1" / "acr-ci.yaml"
-ALL_FILES = [*TASKS.values(), PIPELINE]
+MULTI_ARCH = ROOT / "tekton" / "pipeline" / "acr-ci-multi-arch" / "0.1" / "acr-ci-multi-arch.yaml"
+PIPELINES = sorted((ROOT / "tekton" / "pipeline").glob("*/0.1/*.yaml"))
+ALL_FILES = [*TASKS.values(), *PIPELINES]
 VAR = re.compile(r"\$\(([^)]+)\)")
 SHA = "0123456789abcdef0123456789abcdef01234567"
 TIME = "2026-11-23T12:00:00Z"
@@ -44,7 +54,9 @@ HUB_CATEGORIES = frozenset({  # Tekton Hub's list (tektoncd/hub config.yaml)
 
 
 def test_catalog_layout() -> None:
-    assert set(TASKS) == {"acr-ci-build", "acr-ci-run", "acr-ci-scan", "acr-ci-sync", "acr-ci-trigger"}
+    assert set(TASKS) == {"acr-ci-build", "acr-ci-merge", "acr-ci-run", "acr-ci-scan", "acr-ci-sync",
+                          "acr-ci-trigger"}
+    assert PIPELINES == sorted([PIPELINE, MULTI_ARCH])
     for name, path in TASKS.items():
         assert path.name == f"{name}.yaml"
         assert (path.parent / "README.md").exists(), name
@@ -52,7 +64,9 @@ def test_catalog_layout() -> None:
         assert (path.parent / "tests" / "run.yaml").exists(), name  # the catalog's e2e test
         hook = path.parent / "tests" / "pre-apply-task-hook.sh"
         assert not hook.exists() or os.access(hook, os.X_OK), name
-    assert (PIPELINE.parent / "README.md").exists()
+    for pipeline in PIPELINES:
+        assert (pipeline.parent / "README.md").exists(), pipeline
+        assert list((pipeline.parent / "samples").glob("*.yaml")), pipeline
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
@@ -599,3 +613,118 @@ def test_readmes_list_what_is_declared(path: Path) -> None:
     assert table_names(readme, "Workspaces") == {w["name"] for w in spec["workspaces"]}
     if spec.get("results") or "## Results\n" in readme.read_text():
         assert table_names(readme, "Results") == {r["name"] for r in spec.get("results", [])}
+
+
+# -- one node per architecture: acr-ci-multi-arch ------------------------------------------
+
+MULTI_ARCH_RUN = MULTI_ARCH.parent / "samples" / "run.yaml"
+
+
+def pipeline_tasks(path: Path) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in load_yaml(path)["spec"]["tasks"]}
+
+
+def test_multi_arch_pipeline_builds_each_platform_by_digest_then_merges() -> None:
+    tasks = pipeline_tasks(MULTI_ARCH)
+    params = {name: {p["name"]: p["value"] for p in t["params"]} for name, t in tasks.items()}
+    builds = sorted(n for n, t in tasks.items() if t["taskRef"]["name"] == "acr-ci-build")
+    assert builds == ["build-amd64", "build-arm64"]
+    for name in builds:
+        assert params[name]["platforms"] == "linux/" + name.removeprefix("build-")
+        assert params[name]["push-by-digest"] == "true"
+    merge = tasks["merge"]
+    assert merge["taskRef"]["name"] == "acr-ci-merge"
+    digests = params["merge"]["digests"].split()
+    assert digests == [f"$(tasks.{n}.results.DIGESTS)" for n in builds]  # one line each
+    assert merge["when"] == [{"input": f"$(tasks.{n}.results.DIGESTS)", "operator": "notin",
+                              "values": [""]} for n in builds]
+    images, tags = "$(tasks.merge.results.IMAGES)", "$(tasks.merge.results.TAGS)"
+    assert params["scan"]["images"] == images and params["sync"]["images"] == images
+    assert params["trigger"]["tags"] == tags and params["trigger"]["images"] == images
+    assert "tasks.build" not in json.dumps([tasks[n] for n in ("scan", "sync", "trigger")])
+    results = {r["name"]: r["value"] for r in load_yaml(MULTI_ARCH)["spec"]["results"]}
+    assert all(v.startswith("$(tasks.merge.results.") for v in results.values())
+    for name, given in params.items():
+        declared = {p["name"] for p in load_yaml(TASKS[tasks[name]["taskRef"]["name"]])["spec"]["params"]}
+        assert set(given) <= declared, name
+    # the Pipeline itself pins no node: that is the PipelineRun's choice
+    assert "nodeSelector" not in MULTI_ARCH.read_text()
+
+
+def test_multi_arch_pipeline_run_pins_each_build_to_its_architecture() -> None:
+    import jsonschema
+
+    doc = load_yaml(MULTI_ARCH_RUN)
+    assert doc["kind"] == "PipelineRun" and doc["spec"]["pipelineRef"]["name"] == "acr-ci-multi-arch"
+    validator = jsonschema.Draft4Validator(strict_schema("v1.PipelineRunSpec"))
+    errors = list(validator.iter_errors(doc["spec"]))
+    assert errors == [], "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
+    tasks = pipeline_tasks(MULTI_ARCH)
+    pinned = {s["pipelineTaskName"]: s["podTemplate"]["nodeSelector"] for s in doc["spec"]["taskRunSpecs"]}
+    platforms = {n: {p["name"]: p["value"] for p in t["params"]}.get("platforms") for n, t in tasks.items()}
+    assert set(pinned) == {n for n, p in platforms.items() if p}
+    for name, selector in pinned.items():
+        assert selector == {"kubernetes.io/arch": platforms[name].removeprefix("linux/")}
+    declared = {p["name"] for p in load_yaml(MULTI_ARCH)["spec"]["params"]}
+    assert {p["name"] for p in doc["spec"]["params"]} <= declared
+
+
+def test_multi_arch_pipeline_hands_each_builds_digests_to_the_merge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Pipeline played out: each build Task's step (the real front end, up to the
+    command's options: :data:`~tests.frontends.frontend_support.RECORDER`) appends its
+    digests line to its ``DIGESTS`` result; the merge Task gets both results through its
+    ``digests`` param and hands ``acr-ci merge`` one file holding both."""
+    log = tmp_path / "recorder.log"
+    monkeypatch.setenv("RECORDER_LOG", str(log))
+    fake = recorder_bin(tmp_path / "bin")
+    source = tmp_path / "source"
+    source.mkdir()
+    spec = load_yaml(MULTI_ARCH)["spec"]
+    run_params = {p["name"]: p["value"] for p in load_yaml(MULTI_ARCH_RUN)["spec"]["params"]}
+    values = {f"params.{p['name']}": run_params.get(p["name"], p.get("default", "")) for p in spec["params"]}
+    tasks = pipeline_tasks(MULTI_ARCH)
+    for name in ("build-amd64", "build-arm64"):
+        given = {p["name"]: substitute(p["value"], values) for p in tasks[name]["params"]}
+        work = tmp_path / name
+        work.mkdir()
+        proc, results = run_task("acr-ci-build", given, source, work, path_first=fake)
+        assert proc.returncode == 0, proc.stderr
+        values[f"tasks.{name}.results.DIGESTS"] = results["DIGESTS"].rstrip("\n")
+    builds = recorded(log)
+    assert [(b["command"], b["options"]["platforms"], b["options"]["push_by_digest"],
+             b["options"]["push"]) for b in builds] == [
+        ("build", ["linux/amd64"], True, False), ("build", ["linux/arm64"], True, False)]
+    given = {p["name"]: substitute(p["value"], values) for p in tasks["merge"]["params"]}
+    work = tmp_path / "merge"
+    work.mkdir()
+    proc, _ = run_task("acr-ci-merge", given, source, work, path_first=fake)
+    assert proc.returncode == 0, proc.stderr
+    merge = recorded(log)[-1]
+    assert merge["command"] == "merge"
+    (text,) = merge["files"].values()
+    assert sorted(json.loads(line)["platform"] for line in text.splitlines() if line) == [
+        "linux/amd64", "linux/arm64"]
+
+
+def test_build_task_without_a_matching_rule_still_writes_digests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty DIGESTS result (nothing built) lets the Pipeline skip the merge instead of
+    failing on a result that was never written."""
+    monkeypatch.setenv("RECORDER_LOG", str(tmp_path / "recorder.log"))
+    fake = recorder_bin(tmp_path / "bin")
+    source = tmp_path / "source"
+    source.mkdir()
+    proc, results = run_task("acr-ci-build", {"push-by-digest": "true", "platforms": "linux/amd64"},
+                             source, tmp_path, path_first=fake)
+    assert proc.returncode == 0, proc.stderr
+    assert results["DIGESTS"].count("\n") == 1  # the recorder's one line
+    from acr_ci.frontends import tekton
+
+    result = tmp_path / "DIGESTS"
+    env = {"PARAM_COMMAND": "build", "PARAM_PUSH_BY_DIGEST": "true", "PARAM_CONFIG": str(tmp_path / "none.yml"),
+           "ACR_CI_RESULT_DIGESTS": str(result), "ACR_CI_RESULT_STATUS": str(tmp_path / "STATUS")}
+    assert tekton.main(env) == 2  # no config: nothing built, the result exists all the same
+    assert result.exists() and result.read_text() == ""

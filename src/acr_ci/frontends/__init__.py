@@ -5,8 +5,9 @@ Each platform module reads its platform's inputs into :class:`Inputs` — GitHub
 (:mod:`.gitlab`), a Tekton step's ``PARAM_*`` env (:mod:`.tekton`) — and calls
 :func:`execute`, which
 
-1. turns :class:`Inputs` into the argv of one ``acr-ci`` command (:func:`command_line`;
-   secrets go to ``$ACR_CI_REGISTRY_USERNAME``/``PASSWORD``, never into argv),
+1. turns :class:`Inputs` into the typed options of one ``acr-ci`` command, the ones its
+   flags would give (:func:`invocation`; secrets stay in the registry login, never in
+   argv),
 2. runs it in this process (:func:`acr_ci.cli.main`),
 3. reads back what the command wrote (the run record, ``--output-json``, the JSON plan)
    into :class:`~acr_ci.platforms.outputs.Results`, adding one annotation per config
@@ -22,7 +23,7 @@ import io
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,7 +38,11 @@ from acr_ci.record import DEFAULT_PATH as DEFAULT_RECORD
 from acr_ci.registry.access import Login, RegistryAccess
 from acr_ci.registry.auth import ENV_PASSWORD, ENV_USERNAME
 
-COMMANDS = ("run", "plan", "build", "scan", "sync", "trigger")
+COMMANDS = ("run", "plan", "build", "merge", "scan", "sync", "trigger")
+
+MAX_MERGE_FILES = 256
+"""At most this many digests files in the ``merge`` input, its patterns expanded."""
+GLOB_CHARS = frozenset("*?[")
 
 TRUE = frozenset({"true", "yes", "1", "on"})
 FALSE = frozenset({"false", "no", "0", "off", ""})
@@ -96,6 +101,14 @@ class Inputs:
     gitlab_report: str = ""
     insecure: tuple[str, ...] = ()
     layout_dir: str = ""
+    platforms: tuple[str, ...] = ()
+    """``build``: only these of each rule's platforms (``--platform``, repeatable)."""
+    push_by_digest: bool = False
+    """``build``: push each platform image by digest only, no tag (``--push-by-digest``)."""
+    digests_file: str = ""
+    """``build`` with :attr:`push_by_digest`: the JSON-lines file for ``merge``."""
+    merge: tuple[str, ...] = ()
+    """``merge`` (its files) and ``run`` (``--merge``): digests files or glob patterns."""
     username: str = ""
     password: str = ""
     login_only: tuple[str, ...] | None = None
@@ -130,6 +143,10 @@ def read_inputs(get: Getter, *, password: str, **platform: Any) -> Inputs:
         "backfill": parse_bool(get("backfill", "false"), "backfill"),
         "record": get("record", DEFAULT_RECORD),
         "insecure": parse_list(get("insecure-registries", "")),
+        "platforms": parse_list(get("platforms", "")),
+        "push_by_digest": parse_bool(get("push-by-digest", "false"), "push-by-digest"),
+        "digests_file": get("digests-file", ""),
+        "merge": parse_list(get("merge", "")),
         "username": get("registry-username", ""),
         "password": password,
         "verbose": parse_bool(get("verbose", "false"), "verbose"),
@@ -143,13 +160,13 @@ class Invocation:
     """One command with its typed options, and the files its results are read from."""
 
     command: str
-    """The command's name (``run``, ``plan``, ``build``, ``scan``, ``sync``, ``trigger``)."""
+    """The command's name (one of :data:`COMMANDS`)."""
     options: object
     """The command's typed options (``RunOptions``, ``PlanOptions``, …)."""
     action: Callable[[], int]
     """The command's ``execute`` over :attr:`options`."""
     output_json: str = ""
-    """``build``/``scan``: where the command writes its JSON result."""
+    """``build``/``merge``/``scan``: where the command writes its JSON result."""
 
 
 def _login(inputs: Inputs, env: Mapping[str, str]) -> Login | None:
@@ -166,7 +183,7 @@ def _login(inputs: Inputs, env: Mapping[str, str]) -> Login | None:
 def invocation(inputs: Inputs, workdir: Path, env: Mapping[str, str] | None = None) -> Invocation:
     """The command ``inputs`` ask for, with its typed options; ``workdir`` holds scratch
     files. Values stay values: an image called ``--backfill`` is an image."""
-    from acr_ci.cli import build, plan, run, scan, sync, trigger
+    from acr_ci.cli import build, merge, plan, run, scan, sync, trigger
     from acr_ci.cli.common import RefOptions
     from acr_ci.scan.settings import ScanOverrides
 
@@ -177,7 +194,8 @@ def invocation(inputs: Inputs, workdir: Path, env: Mapping[str, str] | None = No
             f"input command {inputs.command!r} is not supported",
             f"use one of {', '.join(COMMANDS)}",
         )
-    if cmd not in ("run", "plan", "build") and not inputs.image:
+    check_multi_runner(inputs, cmd)
+    if cmd not in ("run", "plan", "build", "merge") and not inputs.image:
         if not (cmd == "scan" and inputs.reports):
             raise UsageError(f"acr-ci {cmd} needs the image input", "e.g. registry/ns/repo:tag")
     config = inputs.config or None
@@ -189,6 +207,7 @@ def invocation(inputs: Inputs, workdir: Path, env: Mapping[str, str] | None = No
     layout_dir = inputs.layout_dir or None
     if cmd == "run":
         o_run = run.RunOptions(
+            merge=merge_files(inputs.merge),
             ref=ref,
             record=inputs.record or DEFAULT_RECORD,
             layout_dir=layout_dir,
@@ -208,8 +227,17 @@ def invocation(inputs: Inputs, workdir: Path, env: Mapping[str, str] | None = No
             output_json=output,
             layout_dir=layout_dir,
             access=access,
+            platforms=inputs.platforms,
+            push_by_digest=inputs.push_by_digest,
+            digests_file=inputs.digests_file or None,
         )
         return Invocation(cmd, o_build, lambda: build.execute(o_build), output)
+    if cmd == "merge":
+        output = str(workdir / "merge.json")
+        o_merge = merge.MergeOptions(
+            files=merge_files(inputs.merge), ref=ref, output_json=output, access=access
+        )
+        return Invocation(cmd, o_merge, lambda: merge.execute(o_merge), output)
     if cmd == "scan":
         output = str(workdir / "scan.json")
         o_scan = scan.ScanOptions(
@@ -233,6 +261,84 @@ def invocation(inputs: Inputs, workdir: Path, env: Mapping[str, str] | None = No
         return Invocation(cmd, o_sync, lambda: sync.execute(o_sync))
     o_trigger = trigger.TriggerOptions(image=inputs.image, config=config, access=access)
     return Invocation(cmd, o_trigger, lambda: trigger.execute(o_trigger))
+
+
+BUILD_ONLY = (
+    ("platforms", "platforms"),
+    ("push_by_digest", "push-by-digest"),
+    ("digests_file", "digests-file"),
+)
+"""The inputs of one runner of a multi-runner build: (field, input name)."""
+
+
+def check_multi_runner(inputs: Inputs, command: str) -> None:
+    """The multi-runner inputs (``platforms``, ``push-by-digest``, ``digests-file``,
+    ``merge``) that cannot work with ``command`` or with each other: a :class:`UsageError`
+    naming the inputs. (The command checks the values themselves: each platform against
+    the rule's, the digests files' contents.)"""
+    for field_name, name in BUILD_ONLY:
+        if getattr(inputs, field_name) and command != "build":
+            raise UsageError(
+                f"input {name} is for command build, not {command}",
+                "one build job per platform: command build with platforms, push-by-digest "
+                "and digests-file; then one job with command merge (or run) and merge",
+            )
+    if inputs.merge and command not in ("merge", "run"):
+        raise UsageError(
+            f"input merge is for commands merge and run, not {command}",
+            "give the digests files of every build --push-by-digest job to merge or run",
+        )
+    if command == "merge" and not inputs.merge:
+        raise UsageError(
+            "command merge needs the merge input",
+            "the digests files of every push-by-digest build job, e.g. digests/*.jsonl",
+        )
+    if command != "build":
+        return
+    if inputs.push and inputs.push_by_digest:
+        raise UsageError(
+            "inputs push and push-by-digest exclude each other",
+            "push tags the image; push-by-digest pushes platform images for a merge job",
+        )
+    if inputs.digests_file and not inputs.push_by_digest:
+        raise UsageError(
+            "input digests-file needs push-by-digest: true",
+            "set push-by-digest, or leave digests-file empty",
+        )
+    if inputs.platforms and inputs.push:
+        raise UsageError(
+            "input platforms with push: true would tag an image without the rule's other platforms",
+            "on one runner per platform use push-by-digest and digests-file, then merge",
+        )
+
+
+def merge_files(patterns: Sequence[str]) -> tuple[str, ...]:
+    """The ``merge`` input's items as files: a glob pattern (``*``, ``?``, ``[``) becomes
+    the files it matches (sorted; none is an error naming it), any other item stays as
+    given (the command reports a missing file). Relative to the working directory (the
+    job's workspace); at most :data:`MAX_MERGE_FILES`, each once."""
+    import glob
+    import itertools
+
+    files: list[str] = []
+    for item in patterns:
+        if GLOB_CHARS.isdisjoint(item):
+            found = [item]
+        else:
+            found = sorted(itertools.islice(glob.iglob(item), MAX_MERGE_FILES + 1))
+            if not found:
+                raise UsageError(
+                    f"input merge: {item!r} matches no file",
+                    "download the build jobs' digests files (artifacts) before the merge job "
+                    "runs, and check the pattern",
+                )
+        files.extend(f for f in found if f not in files)
+        if len(files) > MAX_MERGE_FILES:
+            raise UsageError(
+                f"input merge names more than {MAX_MERGE_FILES} digests files",
+                "one file per build job is enough",
+            )
+    return tuple(files)
 
 
 def _read_json(path: str) -> dict[str, Any] | None:
@@ -282,9 +388,9 @@ def collect(inputs: Inputs, inv: Invocation, exit_code: int, stdout: str) -> Res
                 results = replace(results, reports={"container_scanning": inputs.gitlab_report})
         else:
             results = outputs.from_exit(cmd, exit_code)
-    elif cmd == "build":
+    elif cmd in ("build", "merge"):
         doc = _read_json(inv.output_json)
-        results = outputs.from_build(doc or {}, exit_code=exit_code)
+        results = outputs.from_build(doc or {}, exit_code=exit_code, command=cmd)
     elif cmd == "plan":
         try:
             plan = loads_bounded(stdout, what="the plan") if exit_code == 0 else {}

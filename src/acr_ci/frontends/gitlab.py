@@ -30,7 +30,15 @@ import sys
 from collections.abc import Mapping, MutableMapping
 
 from acr_ci.errors import AcrError, UsageError
-from acr_ci.frontends import Inputs, env_get, execute, expanded, parse_bool, read_inputs
+from acr_ci.frontends import (
+    Inputs,
+    env_get,
+    execute,
+    expanded,
+    parse_bool,
+    parse_list,
+    read_inputs,
+)
 from acr_ci.platforms import outputs
 from acr_ci.platforms.outputs import Annotation, Level
 from acr_ci.platforms.sinks.gitlab import GitLabSink
@@ -79,15 +87,26 @@ def target_image(raw: str, command: str, env: Mapping[str, str]) -> str:
     return image
 
 
+def job_path(raw: str, env: Mapping[str, str]) -> str:
+    """An input with job variables expanded where GitLab left them (``linux/$ARCH``,
+    ``acr-ci-digests-$CI_JOB_ID.jsonl``); unknown references stay as written."""
+    return string.Template(raw).safe_substitute(env).strip()
+
+
 def inputs_from_env(env: Mapping[str, str]) -> Inputs:
     def get(name: str, default: str = "") -> str:
         return env_get(env, var(name), default)
 
     password = expanded(env.get(var("registry-password")))
     command = get("command", "run")
+    by_digest = parse_bool(get("push-by-digest", "false"), "push-by-digest")
     return read_inputs(
         get,
         password=password,
+        # the component's default digests file counts only with push-by-digest
+        digests_file=job_path(get("digests-file"), env) if by_digest else "",
+        platforms=tuple(job_path(v, env) for v in parse_list(get("platforms"))),
+        merge=tuple(job_path(f, env) for f in parse_list(get("merge"))),
         image=target_image(get("image"), command, env),
         gitlab_report=get("container-scanning-report"),
         username=expanded(get("registry-user")),

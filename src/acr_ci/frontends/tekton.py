@@ -10,6 +10,12 @@ step of one's own may instead set ``PARAM_REGISTRY_USERNAME``/``PARAM_REGISTRY_P
 from a Secret. The workspace may hold ``config.json`` or ``.dockerconfigjson`` (what a
 ``kubernetes.io/dockerconfigjson`` Secret mounts): acr-ci reads both.
 
+One node per architecture: ``acr-ci-build`` with ``push-by-digest: "true"`` (which
+replaces its ``push`` default) appends its digests lines to its ``DIGESTS`` result (unless
+``digests-file`` names a file), written even when nothing was built; ``acr-ci-merge`` and
+``acr-ci-run`` take those results as their ``digests`` param, which becomes one more
+digests file after the ``merge`` param's (:func:`inputs_from_env`).
+
 Before the command runs, :func:`prepare_env` turns what the Task mounted into the variables
 acr-ci and buildah read:
 
@@ -32,7 +38,7 @@ from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 from acr_ci.errors import AcrError, UsageError
-from acr_ci.frontends import Inputs, env_get, execute, read_inputs
+from acr_ci.frontends import Inputs, env_get, execute, parse_bool, parse_list, read_inputs
 from acr_ci.platforms.sinks.tekton import TektonSink
 
 PREFIX = "PARAM_"
@@ -49,11 +55,51 @@ def var(name: str) -> str:
     return PREFIX + name.replace("-", "_").upper()
 
 
-def inputs_from_env(env: Mapping[str, str]) -> Inputs:
+MAX_DIGESTS_PARAM = 1 << 20
+"""The ``digests`` param (build Tasks' ``DIGESTS`` results, joined) is at most this long."""
+
+
+def inputs_from_env(env: Mapping[str, str], scratch: Path | None = None) -> Inputs:
+    """The Task's params as :class:`Inputs`. One runner of a multi-node build
+    (``push-by-digest: "true"``) pushes by digest instead (its ``push`` param, ``"true"``
+    by default in ``acr-ci-build``, is ignored) and appends its digests lines to its
+    ``DIGESTS`` result unless ``digests-file`` names a file; the ``digests`` param of
+    ``acr-ci-merge``/``acr-ci-run`` (those results' text) becomes one more digests file
+    (in ``scratch``) after the ``merge`` param's files."""
+
     def get(name: str, default: str = "") -> str:
         return env_get(env, var(name), default)
 
-    return read_inputs(get, password=(env.get(var("registry-password")) or "").strip())
+    by_digest = parse_bool(get("push-by-digest", "false"), "push-by-digest")
+    digests_file = get("digests-file")
+    if by_digest and not digests_file:
+        digests_file = env_get(env, "ACR_CI_RESULT_DIGESTS")
+    merge = parse_list(get("merge"))
+    lines = env.get(var("digests")) or ""
+    if lines.strip():
+        merge = (*merge, _digests_file(lines, scratch))
+    return read_inputs(
+        get,
+        password=(env.get(var("registry-password")) or "").strip(),
+        push=parse_bool(get("push", "false"), "push") and not by_digest,
+        digests_file=digests_file,
+        merge=merge,
+    )
+
+
+def _digests_file(lines: str, scratch: Path | None) -> str:
+    """The ``digests`` param's text as a file for ``acr-ci merge`` (which reads and checks
+    every line); :class:`UsageError` when it is larger than :data:`MAX_DIGESTS_PARAM`."""
+    data = lines.encode("utf-8", "replace")
+    if len(data) > MAX_DIGESTS_PARAM:
+        raise UsageError(
+            f"param digests is {len(data)} bytes (at most {MAX_DIGESTS_PARAM})",
+            "pass the build Tasks' DIGESTS results, one line per platform image",
+        )
+    fd, path = tempfile.mkstemp(prefix="acr-ci-digests-", suffix=".jsonl", dir=scratch)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data if data.endswith(b"\n") else data + b"\n")
+    return path
 
 
 def prepare_env(env: MutableMapping[str, str], scratch: Path | None = None) -> None:
@@ -116,6 +162,9 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
     try:
         prepare_env(env)
         inputs = inputs_from_env(env)
+        result = env_get(env, "ACR_CI_RESULT_DIGESTS")
+        if result and inputs.digests_file == result:  # written even when nothing is built
+            Path(result).touch()
         # a build that did not push has no image in the registry for Chains to sign
         sink = TektonSink.from_env(
             env, pushed=inputs.push or inputs.command.strip().lower() != "build"

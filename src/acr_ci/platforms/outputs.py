@@ -177,15 +177,24 @@ def _step_annotations(rule: str, step: StepRecord) -> list[Annotation]:
     return []
 
 
-def from_build(doc: Mapping[str, Any], *, exit_code: int) -> Results:
-    """``acr-ci build --output-json``: digests of built (and, with --push, pushed) images."""
+def from_build(doc: Mapping[str, Any], *, exit_code: int, command: str = "build") -> Results:
+    """``acr-ci build --output-json`` (or ``merge``'s, the same shape): digests of built
+    (and, with --push, pushed) images; ``merge``: the pushed indexes and their tags.
+
+    A ``build --push-by-digest`` moved no tag: its ``images`` are the platform images it
+    pushed by digest (the ``digests`` list, ``registry/repo@digest`` each), ``tags`` is
+    empty and ``digest`` the first platform image's."""
     images: list[str] = []
     tags: list[str] = []
-    for b in doc.get("builds", []):
-        images.append(f"{b['image']}@{b['index_digest']}")
-        tags.extend(str(i) for i in b.get("images", []))
+    pushed = doc.get("digests")
+    if isinstance(pushed, list):
+        images = [f"{d['image']}@{d['digest']}" for d in pushed if isinstance(d, Mapping)]
+    else:
+        for b in doc.get("builds", []):
+            images.append(f"{b['image']}@{b['index_digest']}")
+            tags.extend(str(i) for i in b.get("images", []))
     return Results(
-        command="build",
+        command=command,
         exit_code=exit_code,
         digest=images[0].rsplit("@", 1)[1] if images else "",
         images=tuple(images),
