@@ -375,3 +375,59 @@ triggers:
     record.validate(doc)  # the schema shipped in the package
     header = next(line for line in p.stdout.splitlines() if line.startswith("| rule |"))
     assert header == "| rule | image | tags | digest | merge | push | scan | sync | triggers |"
+
+
+# -- the GitHub Action's merge job, for real --------------------------------------------------
+
+
+def github_merge(runners: Runners, workspace: Path, config: Path, sha: str) -> tuple[
+        subprocess.CompletedProcess[str], dict[str, str]]:
+    """The action's merge step as the runner starts it (INPUT_*, GITHUB_* and a fresh
+    GITHUB_OUTPUT), on the files download-artifact put into ``workspace/digests``."""
+    from tests.frontends.frontend_support import read_github_outputs
+
+    event = workspace / "event.json"
+    event.write_text(json.dumps({"ref": REF, "after": sha, "head_commit": {"id": sha, "timestamp": TIME},
+                                 "repository": {"full_name": "team/app"}}))
+    output = workspace / "github_output"
+    output.write_text("")
+    env = {
+        "GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "push", "GITHUB_EVENT_PATH": str(event),
+        "GITHUB_REF": REF, "GITHUB_SHA": sha, "GITHUB_REPOSITORY": "team/app",
+        "GITHUB_WORKSPACE": str(workspace), "GITHUB_OUTPUT": str(output),
+        "GITHUB_STEP_SUMMARY": str(workspace / "summary.md"), "RUNNER_TEMP": str(workspace),
+        "INPUT_COMMAND": "merge", "INPUT_MERGE": "digests/*.jsonl", "INPUT_CONFIG": str(config),
+        "INPUT_SUMMARY": "false",
+    }
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("GITHUB_", "CI_", "GITLAB", "ACR_CI_", "INPUT_", "RUNNER_"))}
+    base.pop("CI", None)
+    p = subprocess.run([sys.executable, "-m", "acr_ci.frontends.github"], capture_output=True,
+                       text=True, cwd=workspace, env={**base, **env}, timeout=300)
+    return p, read_github_outputs(output.read_text())
+
+
+def test_the_github_merge_job_tags_the_index_and_outputs_its_digest(
+    runners: Runners, tmp_path: Path
+) -> None:
+    files = relocate(runners, "team/github", tmp_path)
+    workspace = tmp_path / "ws"
+    (workspace / "digests").mkdir(parents=True)
+    for path in files.values():  # download-artifact with merge-multiple: one folder
+        shutil.copy(path, workspace / "digests" / path.name)
+    config = tmp_path / "github.yml"
+    config.write_text(config_text(runners.registry.ref("team/github"), "unused"))
+
+    # a merge job of another commit's pipeline refuses the files, tagging nothing
+    p, _ = github_merge(runners, workspace, config, "f" * 40)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "runs for commit ffff" in p.stdout + p.stderr
+    assert tags_at(runners.registry, "team/github") == []
+
+    p, outputs = github_merge(runners, workspace, config, SHA)
+    assert p.returncode == 0, p.stdout + p.stderr
+    digest = digest_at(runners.registry, "team/github", "latest")
+    assert digest is not None and outputs["digest"] == digest
+    assert sorted(tags_at(runners.registry, "team/github")) == sorted(TAGS)
+    image = runners.registry.ref("team/github")
+    assert sorted(outputs["tags"].splitlines()) == sorted(f"{image}:{t}" for t in TAGS)
