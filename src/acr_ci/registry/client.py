@@ -265,7 +265,6 @@ class Client:
         src = layout if isinstance(layout, LayoutReference) else LayoutReference(str(layout))
         return self.copy(src, dst, list(tags))
 
-
     def put_manifest(self, dst: Reference, manifest: Manifest, tags: Sequence[str]) -> int:
         """Put ``manifest`` (whose children and blobs ``dst``'s repository already holds)
         under each of ``tags`` (none: by digest); returns the bytes sent.
