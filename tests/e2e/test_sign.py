@@ -177,9 +177,10 @@ def verifies(key: ec.EllipticCurvePrivateKey, signature: bytes, data: bytes) -> 
 
 def check_payload(payload: bytes, registry: RegistryServer, repo: str, digest: str) -> None:
     # cosign's bytes exactly: Go's compact json.Marshal of the simple-signing struct
+    head = '{"critical":{"identity":{"docker-reference":"' + f"{registry.host}/{repo}"
     expected = (
-        '{"critical":{"identity":{"docker-reference":"%s/%s"},"image":{"docker-manifest-digest":"%s"},'
-        '"type":"cosign container image signature"},"optional":null}' % (registry.host, repo, digest)
+        head + '"},"image":{"docker-manifest-digest":"' + digest
+        + '"},"type":"cosign container image signature"},"optional":null}'
     ).encode()
     assert payload == expected
 
