@@ -280,6 +280,21 @@ def test_key_errors_name_the_variable_never_the_secret(registry: RegistryServer,
     assert get_manifest(registry, repo, "sha256-" + "0" * 64 + ".sig") is None
 
 
+def test_recursive_signs_every_platform_manifest(registry: RegistryServer, oci_layout_factory: Callable[..., Layout], keys: dict[str, Any]) -> None:
+    repo = "team/recursive"
+    layout = oci_layout_factory(seed=308)
+    digest = push(registry, layout, repo, "v1")
+    r = acr("sign", f"{registry.host}/{repo}:v1", "--recursive", "--format", "json", env={"ACR_CI_SIGNING_KEY": pkcs8_pem(keys["k1"])})
+    assert r.returncode == 0, r.stderr
+    signed = [x["digest"] for x in json.loads(r.stdout)]
+    assert signed == [digest, *layout.manifests.values()]
+    for d in signed:
+        (payload, sig), = independent_signatures(registry, repo, d)
+        check_payload(payload, registry, repo, d)
+        assert verifies(keys["k1"], sig, payload)
+        assert acr("verify", f"{registry.host}/{repo}@{d}", "--key", str(keys["pub1"])).returncode == 0
+
+
 def test_encrypted_pkcs8_key_signs(registry: RegistryServer, oci_layout_factory: Callable[..., Layout], keys: dict[str, Any]) -> None:
     repo = "team/enc-pkcs8"
     digest = push(registry, oci_layout_factory(seed=304), repo, "v1")

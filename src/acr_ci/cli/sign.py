@@ -35,6 +35,8 @@ class SignOptions:
     """``IMAGE[:TAG][@DIGEST]``: a tag is resolved to its digest; the digest is signed."""
     config: str | None = None
     keys: KeyOptions = field(default_factory=KeyOptions)
+    recursive: bool = False
+    """Also sign every manifest an index lists (cosign ``sign --recursive``)."""
     json: bool = False
     access: RegistryAccess = field(default_factory=RegistryAccess)
 
@@ -66,6 +68,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         "or .acr-ci.yml when it exists)",
     )
     add_key_flags(p)
+    p.add_argument(
+        "--recursive",
+        action="store_true",
+        help="also sign each platform manifest of an index (what podman and CRI-O check)",
+    )
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     add_registry_flags(p)
 
@@ -75,6 +82,7 @@ def _options(args: argparse.Namespace) -> SignOptions:
         image=args.image,
         config=args.config,
         keys=key_options(args),
+        recursive=args.recursive,
         json=args.format == "json",
         access=registry_access(args),
     )
@@ -129,15 +137,19 @@ def print_results(results: list[SignResult], *, as_json: bool) -> None:
 def execute(opts: SignOptions) -> int:
     from acr_ci.registry.reference import Reference
     from acr_ci.signing.keys import load_signing_key
-    from acr_ci.signing.sign import sign_image
+    from acr_ci.signing.sign import resolve_digest, sign_image
 
     image = Reference.parse(opts.image, what="image")
     cfg = optional_config(opts.config)
     settings = sign_settings(cfg, opts.keys)
     key = load_signing_key(settings.key_env, settings.password_env)
     with open_for(cfg, opts.access, opts.image) as client:
-        result = sign_image(client, image, key)
-    print_results([result], as_json=opts.json)
+        pinned = resolve_digest(client, image)
+        results = [sign_image(client, pinned, key)]
+        if opts.recursive:
+            for child in client.get_manifest(pinned).children():
+                results.append(sign_image(client, pinned.with_digest(child.digest), key))
+    print_results(results, as_json=opts.json)
     return EXIT_OK
 
 
