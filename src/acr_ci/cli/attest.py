@@ -34,6 +34,10 @@ class AttestOptions:
     """The predicate type (a URI) of :attr:`predicate`."""
     base_images: tuple[str, ...] = ()
     """``REPO@sha256:…`` base images for the provenance's resolved dependencies."""
+    sbom: bool | None = None
+    """``--sbom``: a CycloneDX SBOM per platform; None: the config's ``attest.sbom``."""
+    provenance: bool | None = None
+    """``--no-provenance`` makes it False; None: the config's ``attest.provenance`` (true)."""
     json: bool = False
     access: RegistryAccess = field(default_factory=RegistryAccess)
 
@@ -59,6 +63,20 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="REPO@DIGEST",
         help="a base image the build used (repeat; goes to the provenance)",
     )
+    p.add_argument(
+        "--sbom",
+        action="store_true",
+        default=None,
+        help="also a CycloneDX SBOM (trivy) per platform image: attested and attached as an "
+        "OCI referrer (default: the config's attest.sbom)",
+    )
+    p.add_argument(
+        "--no-provenance",
+        dest="provenance",
+        action="store_false",
+        default=None,
+        help="no SLSA provenance (default: the config's attest.provenance, true)",
+    )
     add_key_flags(p)
     p.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     add_registry_flags(p)
@@ -72,6 +90,8 @@ def _options(args: argparse.Namespace) -> AttestOptions:
         predicate=args.predicate,
         predicate_type=args.predicate_type,
         base_images=tuple(args.base_image),
+        sbom=args.sbom,
+        provenance=args.provenance,
         json=args.format == "json",
         access=registry_access(args),
     )
@@ -102,6 +122,7 @@ def _check_base_images(values: tuple[str, ...]) -> None:
 
 
 def execute(opts: AttestOptions) -> int:
+    from acr_ci.config.model import AttestConfig
     from acr_ci.registry.reference import Reference
     from acr_ci.signing import provenance
     from acr_ci.signing.keys import load_signing_key
@@ -114,11 +135,25 @@ def execute(opts: AttestOptions) -> int:
     predicate = _read_predicate(opts.predicate) if opts.predicate else None
     cfg = optional_config(opts.ref.config)
     settings = sign_settings(cfg, opts.keys)
-    ref = opts.ref.detect_ref() if predicate is None else None
+    wanted = cfg.attest if cfg is not None and cfg.attest is not None else AttestConfig()
+    with_provenance = predicate is None and (
+        wanted.provenance if opts.provenance is None else opts.provenance
+    )
+    with_sbom = wanted.sbom if opts.sbom is None else opts.sbom
+    if predicate is None and not with_provenance and not with_sbom:
+        raise UsageError(
+            "nothing to attest: --no-provenance without --sbom",
+            "add --sbom, or --predicate FILE --type URI",
+        )
+    ref = opts.ref.detect_ref() if with_provenance else None
     key = load_signing_key(settings.key_env, settings.password_env)
+    results = []
     with open_for(cfg, opts.access, opts.image) as client:
         pinned = resolve_digest(client, image)
-        if predicate is None:
+        if predicate is not None:
+            assert opts.predicate_type is not None
+            results.append(attest_image(client, pinned, key, opts.predicate_type, predicate))
+        if with_provenance:
             assert ref is not None
             manifest = client.get_manifest(pinned)
             prov = provenance.from_run(
@@ -128,13 +163,16 @@ def execute(opts: AttestOptions) -> int:
                 platforms=provenance.platforms_of(manifest.children()),
                 base_images=opts.base_images,
             )
-            result = attest_image(
-                client, pinned, key, provenance.PREDICATE_TYPE, provenance.predicate(prov)
+            results.append(
+                attest_image(
+                    client, pinned, key, provenance.PREDICATE_TYPE, provenance.predicate(prov)
+                )
             )
-        else:
-            assert opts.predicate_type is not None
-            result = attest_image(client, pinned, key, opts.predicate_type, predicate)
-    print_results([result], as_json=opts.json)
+        if with_sbom:
+            from acr_ci.signing.sbom import attest_sboms
+
+            results.extend(attest_sboms(client, pinned, key))
+    print_results(results, as_json=opts.json)
     return EXIT_OK
 
 
@@ -145,8 +183,9 @@ COMMAND = Command(
         "Attach a signed in-toto statement about IMAGE's digest, in a DSSE envelope, to "
         "REPO:sha256-<hex>.att, as cosign attest --key does. By default the statement is "
         "SLSA v1 provenance (the ref, the matching rule, the config's digest, the image's "
-        "platforms, build args, commit, --base-image digests, the CI job); --predicate FILE "
-        "--type URI attests any JSON predicate instead."
+        "platforms, build args, commit, --base-image digests, the CI job); --sbom adds a "
+        "CycloneDX SBOM per platform image (trivy, offline), attested and attached as an OCI "
+        "referrer; --predicate FILE --type URI attests any JSON predicate instead."
     ),
     add_arguments=_add_arguments,
     options=_options,

@@ -121,6 +121,8 @@ def open_for(cfg: Config | None, access: RegistryAccess, image: str) -> Client:
 
 
 def describe(r: SignResult) -> str:
+    if not r.key:  # an unsigned referrer (the SBOM's plain OCI referrer)
+        return f"{r.image}: {r.kind} {r.manifest_digest} listed in {r.tag}"
     what = f"{r.kind} {r.predicate_type}" if r.predicate_type else r.kind
     state = "added to" if r.added else "already in"
     return f"{r.image}: {what} {state} {r.tag} (manifest {r.manifest_digest}, key {r.key})"

@@ -69,11 +69,6 @@ def _check_signing(doc: Document, sign: Any, attest: Any) -> Iterator[ConfigProb
             "attestations are signed with the sign: key; add a sign: section (key_env)",
             key=True,
         )
-    if isinstance(attest, dict) and attest.get("sbom") is True:
-        yield doc.problem(
-            ("attest", "sbom"),
-            "SBOM attestations are not available in this acr-ci yet; set sbom: false",
-        )
 
 
 def compile_regex(
