@@ -423,3 +423,29 @@ attest:
     assert r.returncode == 0 and "already in" in r.stdout, r.stdout + r.stderr
     again = get_manifest(registry, repo, tag_of(digest, "att"))
     assert again is not None and len(json.loads(again)["layers"]) == 1
+
+
+def test_hostile_signature_manifests_are_one_line(registry: RegistryServer, oci_layout_factory: Callable[..., Layout], keys: dict[str, Any]) -> None:
+    repo = "team/hostile-sig"
+    digest = push(registry, oci_layout_factory(seed=309), repo, "v1")
+    image = f"{registry.host}/{repo}@{digest}"
+    config = b"{}"
+    config_digest = put_blob(registry, repo, config)
+    small = put_blob(registry, repo, b"x" * 10)
+    cases = [
+        # a payload layer claiming to be far larger than any payload: not read
+        ({"mediaType": SIMPLESIGNING, "digest": small, "size": 50 * 1024 * 1024, "annotations": {SIG_ANNOTATION: "AAAA"}}, "at most"),
+        # a signature annotation that is not base64, on a payload that is not JSON
+        ({"mediaType": SIMPLESIGNING, "digest": small, "size": 10, "annotations": {SIG_ANNOTATION: "%%%"}}, "wrong key"),
+    ]
+    for layer, phrase in cases:
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": len(config)},
+            "layers": [layer],
+        }).encode()
+        put_manifest(registry, repo, tag_of(digest, "sig"), manifest)
+        r = acr("verify", image, "--key", str(keys["pub1"]))
+        assert r.returncode == 1, r.stderr
+        assert phrase in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) <= 2, r.stderr  # the line, at most a hint
