@@ -162,6 +162,22 @@ class ImmutableTagError(RegistryError):
     """An immutable tag already points at a different digest."""
 
 
+class SigningError(AcrError):
+    """A signature or attestation could not be made or attached (exit 1)."""
+
+
+class SigningKeyError(UsageError):
+    """The signing key (or its password, or a public key) is missing or unusable. Exit 2.
+
+    Messages name the environment variable or file, never the key or the password."""
+
+
+class NotVerifiedError(AcrError):
+    """``acr-ci verify`` found no valid signature (or attestation). Exit 1.
+
+    :attr:`message` is the one-line reason: no signature, wrong key, digest mismatch."""
+
+
 class RecordError(AcrError):
     """A run record could not be read back, or does not match its schema."""
 

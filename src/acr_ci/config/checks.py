@@ -48,7 +48,30 @@ def check(doc: Document) -> list[ConfigProblem]:
     out += _check_names(doc, d.get("triggers"), ("triggers",), "trigger")
     for path, item in walk_items(d.get("triggers"), ("triggers",)):
         out += _check_trigger(doc, path, item)
+    out += _check_signing(doc, d.get("sign"), d.get("attest"))
     return out
+
+
+def _check_signing(doc: Document, sign: Any, attest: Any) -> Iterator[ConfigProblem]:
+    if isinstance(sign, dict):
+        if sign.get("keyless") is True:
+            yield doc.problem(
+                ("sign", "keyless"),
+                "keyless (Sigstore) signing is not available in this acr-ci yet; "
+                "sign with a key (key_env) and remove keyless: true",
+            )
+        key_env, password_env = sign.get("key_env"), sign.get("password_env")
+        if isinstance(key_env, str) and key_env and key_env == password_env:
+            yield doc.problem(
+                ("sign", "password_env"),
+                f"names the same variable as key_env ({key_env}); the password needs its own",
+            )
+    if isinstance(attest, dict) and sign is None:
+        yield doc.problem(
+            ("attest",),
+            "attestations are signed with the sign: key; add a sign: section (key_env)",
+            key=True,
+        )
 
 
 def compile_regex(

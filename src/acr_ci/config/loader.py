@@ -34,6 +34,7 @@ from typing import Any
 from acr_ci.config.model import (
     DEFAULT_TIMEZONE,
     AllowEntry,
+    AttestConfig,
     BlockLogic,
     BlockPolicy,
     BuildConfig,
@@ -47,6 +48,7 @@ from acr_ci.config.model import (
     ScanEngine,
     ScanMode,
     Severity,
+    SignConfig,
     SyncLevel,
     SyncRule,
     Trigger,
@@ -187,6 +189,18 @@ def build_config(file: str, d: Mapping[str, Any]) -> Config:
         )
         for t in d.get("triggers", ())
     )
+    sign: SignConfig | None = None
+    if "sign" in d:
+        sg = d["sign"] or {}
+        sign = SignConfig(
+            key_env=sg.get("key_env", SignConfig.key_env),
+            password_env=sg.get("password_env", SignConfig.password_env),
+            keyless=sg.get("keyless", False),
+        )
+    attest: AttestConfig | None = None
+    if "attest" in d:
+        at = d["attest"] or {}
+        attest = AttestConfig(sbom=at.get("sbom", False), provenance=at.get("provenance", True))
     return Config(
         path=file,
         image=Reference.parse(d["image"]).name,
@@ -207,4 +221,6 @@ def build_config(file: str, d: Mapping[str, Any]) -> Config:
             )
             for host, v in d.get("registries", {}).items()
         ),
+        sign=sign,
+        attest=attest,
     )

@@ -184,6 +184,28 @@ class RegistryLimit:
 
 
 @dataclass(frozen=True)
+class SignConfig:
+    """``sign:``: how images are signed (cosign classic, key-based)."""
+
+    key_env: str = "ACR_CI_SIGNING_KEY"
+    """The NAME of the environment variable holding the PEM private key (never the key)."""
+    password_env: str = "ACR_CI_SIGNING_PASSWORD"  # noqa: S105 - a variable name, not a secret
+    """The NAME of the environment variable holding the key's password, if any."""
+    keyless: bool = False
+    """Sigstore keyless signing (refused by the config checks until it exists)."""
+
+
+@dataclass(frozen=True)
+class AttestConfig:
+    """``attest:``: which attestations are attached (signed with the ``sign:`` key)."""
+
+    sbom: bool = False
+    """A CycloneDX SBOM for each platform image."""
+    provenance: bool = True
+    """SLSA v1 provenance for the index."""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated ``.acr-ci.yml``."""
 
@@ -201,3 +223,7 @@ class Config:
     """Registries (host[:port]) allowed over plain HTTP / unverified TLS besides loopback."""
     registries: tuple[RegistryLimit, ...] = ()
     """Per-registry request limits (``registries:``), in file order."""
+    sign: SignConfig | None = None
+    """``sign:``; None when the config has no such section (nothing is signed)."""
+    attest: AttestConfig | None = None
+    """``attest:``; None when the config has no such section (nothing is attested)."""

@@ -12,7 +12,8 @@ Order of work, so nothing is ever half-done under a tag:
    by digest, then each tag;
 5. with ``referrers``: the same for every manifest whose subject is one of the
    copied digests, recursively; a destination without the referrers API gets
-   its ``sha256-<hex>`` fallback tag index updated.
+   its ``sha256-<hex>`` fallback tag index updated; cosign's classic
+   ``sha256-<hex>.sig``/``.att``/``.sbom`` tags of each copied digest go along too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from acr_ci.registry.progress import NoProgress, Progress
 from acr_ci.registry.remote import RegistryRepository
 from acr_ci.registry.store import Store, verified
 from acr_ci.registry.transport import RetryPolicy, TransientError
+
+COSIGN_TAG_SUFFIXES = ("sig", "att", "sbom")
+"""cosign's classic tag scheme: ``sha256-<hex>.sig`` (signatures), ``.att`` (attestations),
+``.sbom`` (``cosign attach sbom``); copied with ``referrers``."""
 
 
 @dataclass(frozen=True)
@@ -412,6 +417,20 @@ class Copier:
                 self._copy_referrers(pool, [m.digest for m in tree], copied, visited)
             if need_fallback and not self.dst.supports_referrers_api():
                 self._update_fallback_tag(subject, need_fallback)
+            self._copy_cosign_tags(pool, subject, copied)
+
+    def _copy_cosign_tags(self, pool: ThreadPoolExecutor, subject: str, copied: list[str]) -> None:
+        """cosign's classic artifacts of ``subject`` (``sha256-<hex>.sig``/``.att``/``.sbom``
+        tags, not referrers in the OCI sense) go along under the same tags; the source's
+        manifest replaces the destination's, as ``cosign copy`` does."""
+        for suffix in COSIGN_TAG_SUFFIXES:
+            tag = f"{referrers_tag(subject)}.{suffix}"
+            if self.src.resolve(tag) is None:
+                continue
+            manifest = self.src.get_manifest(tag)
+            self._copy_tree(pool, manifest, (tag,))
+            if manifest.digest not in copied:
+                copied.append(manifest.digest)
 
     def _update_fallback_tag(self, subject: str, descs: list[Descriptor]) -> None:
         tag = referrers_tag(subject)

@@ -24,7 +24,7 @@ NEGATIVE_CASES: list[tuple[str, int, int, str, str, bool]] = [
     ("yaml11_bool_key", 8, 5, "triggers[0]", "key true is a boolean", False),
     ("unknown_key_typo", 3, 1, "buidl", "unknown key 'buidl'; did you mean 'build'?", True),
     ("unknown_key_rule", 9, 7, "build.rules[0].platfroms", "did you mean 'platforms'?", True),
-    ("unknown_key_far", 3, 1, "colour", "allowed here: build, image,", True),
+    ("unknown_key_far", 3, 1, "colour", "allowed here: attest, build, image,", True),
     ("version_wrong", 1, 10, "version", "must be 1 (got 2)", True),
     ("missing_image", 1, 1, "", "missing required key 'image'", True),
     ("rule_type_enum", 6, 13, "build.rules[0].type", "must be one of: branch, tag (got 'brnach'; did you mean 'branch'?)", True),
@@ -84,4 +84,8 @@ NEGATIVE_CASES: list[tuple[str, int, int, str, str, bool]] = [
     ("trigger_no_host", 5, 10, "triggers[0].url", "has no host after https://", False),
     ("trigger_timeout", 6, 14, "triggers[0].timeout", "must be more than 0 (got 0)", True),
     ("trigger_duplicate_name", 6, 11, "triggers[1].name", "trigger name 'deploy' is already used by triggers[0]", False),
+    ("sign_keyless", 4, 12, "sign.keyless", "keyless (Sigstore) signing is not available", False),
+    ("sign_same_env", 5, 17, "sign.password_env", "names the same variable as key_env (SIGNING)", False),
+    ("attest_without_sign", 3, 1, "attest", "attestations are signed with the sign: key", False),
+    ("sign_key_env_value", 4, 12, "sign.key_env", "must be the NAME of an environment variable", True),
 ]

@@ -17,6 +17,7 @@ from tests.unit.config.config_cases import NEGATIVE, NEGATIVE_CASES, POSITIVE
 
 from acr_ci import config
 from acr_ci.config.model import (
+    AttestConfig,
     BlockLogic,
     Builder,
     CacheSetting,
@@ -24,6 +25,7 @@ from acr_ci.config.model import (
     ScanEngine,
     ScanMode,
     Severity,
+    SignConfig,
     SyncLevel,
     TriggerOn,
 )
@@ -184,9 +186,18 @@ def load_positive(name: str) -> Config:
 
 def test_every_positive_fixture_loads() -> None:
     names = sorted(f.stem for f in POSITIVE.glob("*.yml"))
-    assert names == ["anchors", "defaults", "design_example", "full", "hosted_docs", "minimal", "single_report"]
+    assert names == ["anchors", "defaults", "design_example", "full", "hosted_docs", "minimal", "signing", "single_report"]
     for name in names:
         assert isinstance(load_positive(name), Config)
+
+
+def test_signing_sections() -> None:
+    cfg = load_positive("signing")
+    assert cfg.sign == SignConfig(key_env="ACR_CI_SIGNING_KEY", password_env="ACR_CI_SIGNING_PASSWORD")
+    assert cfg.attest == AttestConfig(sbom=False, provenance=True)
+    # without the sections nothing is signed or attested
+    minimal = load_positive("minimal")
+    assert (minimal.sign, minimal.attest) == (None, None)
 
 
 def test_full_config_every_field() -> None:

@@ -1,0 +1,162 @@
+"""SBOMs: a CycloneDX document per platform image, from trivy, attested and attached.
+
+For each platform manifest of an image (the image itself when it is not an index),
+``trivy image --format cyclonedx --skip-db-update --offline-scan`` lists the packages its
+package databases hold (dpkg, apk, rpm, language lock files): no vulnerability database is
+needed or downloaded. The document then goes to the registry twice:
+
+- as a signed attestation (predicate type :data:`PREDICATE_TYPE`, the document itself as
+  the predicate) in the platform manifest's ``sha256-<hex>.att`` — what ``cosign
+  verify-attestation --type cyclonedx`` reads;
+- as a plain OCI 1.1 referrer of the platform manifest: an image manifest with
+  ``artifactType`` :data:`MEDIA_TYPE`, the empty config, one layer (the document) and a
+  ``subject``. Where the registry has no referrers API, the ``sha256-<hex>`` fallback tag's
+  index gets the referrer added (what ``oras discover`` and ``acr-ci copy --referrers`` read).
+
+trivy gets the registry's credentials through its environment and ``--insecure`` only for
+loopback or insecure registries, as the scan gate's trivy does (:mod:`acr_ci.scan`).
+A CycloneDX document carries a timestamp and a serial number, so each run attaches a new one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from acr_ci.errors import NotFoundError, ScanError
+from acr_ci.registry.client import Client
+from acr_ci.registry.media import (
+    OCI_EMPTY,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+    Manifest,
+    referrers_tag,
+    sha256_digest,
+)
+from acr_ci.registry.reference import Reference
+from acr_ci.scan.engine import Invocation, ScanTarget, run_json
+from acr_ci.signing.keys import SigningKey
+from acr_ci.signing.sign import SignResult, attest_image, resolve_digest
+from acr_ci.signing.simplesigning import go_json
+
+PREDICATE_TYPE = "https://cyclonedx.org/bom"
+MEDIA_TYPE = "application/vnd.cyclonedx+json"
+EMPTY_CONFIG = b"{}"
+DEFAULT_TIMEOUT = 15 * 60.0
+
+
+@dataclass(frozen=True)
+class SbomTool:
+    """How trivy is run for SBOMs."""
+
+    program: str = "trivy"
+    timeout: float = DEFAULT_TIMEOUT
+    base_env: Mapping[str, str] | None = None
+    """The environment trivy starts from (None: this process's)."""
+
+    def invocation(self, target: ScanTarget) -> Invocation:
+        argv = [
+            self.program, "image", "--format", "cyclonedx", "--skip-db-update", "--offline-scan",
+            "--image-src", "remote", "--quiet",
+        ]  # fmt: skip
+        if target.insecure:
+            argv.append("--insecure")
+        argv.append(target.reference)
+        env = {"TRIVY_SKIP_VERSION_CHECK": "true", "TRIVY_DISABLE_TELEMETRY": "true"}
+        secrets: tuple[str, ...] = ()
+        creds = target.credentials
+        if creds is not None:
+            if creds.is_identity_token:
+                env["TRIVY_REGISTRY_TOKEN"] = creds.secret
+            else:
+                env["TRIVY_USERNAME"] = creds.username
+                env["TRIVY_PASSWORD"] = creds.secret
+            secrets = (creds.secret,)
+        return Invocation(tuple(argv), env, secrets)
+
+    def generate(self, target: ScanTarget) -> dict[str, Any]:
+        """The CycloneDX document of one platform manifest."""
+        what = f"SBOM of {target.reference}"
+        doc = run_json(
+            self.invocation(target), what=what, timeout=self.timeout, base_env=self.base_env
+        )
+        if not isinstance(doc, dict) or doc.get("bomFormat") != "CycloneDX":
+            raise ScanError(f"{what}: trivy did not write a CycloneDX document")
+        return doc
+
+
+def attach_referrer(client: Client, subject: Reference, data: bytes) -> tuple[str, str]:
+    """Push ``data`` as an OCI referrer of ``subject`` (by digest); ``(referrer digest,
+    where it is listed)`` — ``referrers API`` or the fallback tag."""
+    assert subject.digest
+    repo = client.repository(subject)
+    target = client.get_manifest(subject)
+    for media_type, blob in ((OCI_EMPTY, EMPTY_CONFIG), (MEDIA_TYPE, data)):
+        d = Descriptor(media_type, sha256_digest(blob), len(blob))
+        if not repo.has_blob(d):
+            repo.put_blob(d, [blob])
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": MEDIA_TYPE,
+        "config": _desc(OCI_EMPTY, EMPTY_CONFIG),
+        "layers": [_desc(MEDIA_TYPE, data)],
+        "subject": {"mediaType": target.media_type, "digest": target.digest, "size": target.size},
+    }
+    body = go_json(doc)
+    manifest = Manifest(data=body, media_type=OCI_MANIFEST, digest=sha256_digest(body))
+    result = repo.put_manifest(manifest, manifest.digest)
+    if result.subject_indexed or repo.supports_referrers_api():
+        return manifest.digest, "referrers API"
+    tag = referrers_tag(target.digest)
+    try:
+        current = repo.get_manifest(tag)
+        existing = current.children() if current.is_index else []
+    except NotFoundError:
+        existing = []
+    entries = [d.to_json() for d in existing if d.digest != manifest.digest]
+    entries.append(
+        {
+            "mediaType": OCI_MANIFEST,
+            "digest": manifest.digest,
+            "size": manifest.size,
+            "artifactType": MEDIA_TYPE,
+        }
+    )
+    index_body = go_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+    repo.put_manifest(
+        Manifest(data=index_body, media_type=OCI_INDEX, digest=sha256_digest(index_body)), tag
+    )
+    return manifest.digest, tag
+
+
+def _desc(media_type: str, data: bytes) -> dict[str, Any]:
+    return {"mediaType": media_type, "digest": sha256_digest(data), "size": len(data)}
+
+
+def attest_sboms(
+    client: Client, image: Reference, key: SigningKey, tool: SbomTool | None = None
+) -> list[SignResult]:
+    """An SBOM for every platform manifest of ``image``: attested, and attached as a referrer."""
+    from acr_ci.scan.service import scan_targets
+
+    tool = tool or SbomTool()
+    pinned = resolve_digest(client, image)
+    out: list[SignResult] = []
+    for target in scan_targets(client, pinned):
+        digest = target.reference.rsplit("@", 1)[1]
+        platform_ref = pinned.with_digest(digest)
+        doc = tool.generate(target)
+        out.append(attest_image(client, platform_ref, key, PREDICATE_TYPE, doc))
+        data = json.dumps(doc, separators=(",", ":")).encode()
+        referrer, where = attach_referrer(client, platform_ref, data)
+        out.append(
+            SignResult(
+                f"{pinned.name}@{digest}", digest, "sbom referrer", where, referrer,
+                sha256_digest(data), key="", added=True, predicate_type=MEDIA_TYPE,
+            )
+        )  # fmt: skip
+    return out
