@@ -86,12 +86,25 @@ def _trust(trust_config: Path | None) -> ClientTrustConfig:
 
 def _failure(doing: str, e: Exception) -> KeylessError:
     """One line for an exception sigstore (or requests below it) raised."""
+    import requests
+
+    if isinstance(e, requests.RequestException) and e.request is not None and e.request.url:
+        kind = "did not answer in time" if isinstance(e, requests.Timeout) else "failed"
+        if isinstance(e, requests.ConnectionError) and not isinstance(e, requests.Timeout):
+            kind = "cannot connect"
+        url = urlsplit(e.request.url)
+        return KeylessError(
+            f"{doing}: {kind}: {clean_remote(f'{url.scheme}://{url.netloc}{url.path}')}",
+            "check the Sigstore service URLs of the trust config's signing config",
+        )
     text = str(e) or type(e).__name__
     return KeylessError(f"{doing}: {clean_remote(text)}")
 
 
 def _sign(payload: bytes, token: str, trust_config: Path | None, *, dsse: bool) -> bytes:
     import requests
+    from sigstore._internal.fulcio.client import ExpiredCertificate, FulcioClientError
+    from sigstore._internal.rekor import RekorClientError
     from sigstore.dsse import Statement
     from sigstore.errors import Error as SigstoreError
     from sigstore.oidc import IdentityError, IdentityToken
@@ -120,7 +133,14 @@ def _sign(payload: bytes, token: str, trust_config: Path | None, *, dsse: bool) 
                 if statement is not None
                 else signer.sign_artifact(payload)
             )
-    except (SigstoreError, requests.RequestException, ValueError) as e:
+    except (
+        SigstoreError,
+        FulcioClientError,  # sigstore 4.5's own service errors are not sigstore Errors
+        RekorClientError,
+        ExpiredCertificate,
+        requests.RequestException,
+        ValueError,
+    ) as e:
         raise _failure("keyless signing failed", e) from None
     return bundle.to_json().encode("utf-8")
 

@@ -286,3 +286,25 @@ def test_bad_bundle_is_one_line(sigstore_standin: SigstoreStandin) -> None:
             )
         assert "Sigstore bundle" in caught.value.message
         assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("service", "url", "expected"),
+    [
+        ("caUrls", "http://127.0.0.1:9", "cannot connect: http://127.0.0.1:9/api/v2/signingCert"),
+        ("rekorTlogUrls", "{url}/nope", "Rekor returned an unknown error with HTTP 404"),
+    ],
+    ids=["fulcio-unreachable", "rekor-refuses"],
+)
+def test_a_failing_service_is_one_line(
+    sigstore_standin: SigstoreStandin, tmp_path: Path, service: str, url: str, expected: str
+) -> None:
+    config = json.loads(sigstore_standin.trust_config.read_text())
+    config["signingConfig"][service][0]["url"] = url.format(url=sigstore_standin.url)
+    path = tmp_path / "trust.json"
+    path.write_text(json.dumps(config))
+    token = mint_token(SUBJECT)
+    with pytest.raises(KeylessError) as caught:
+        sign_keyless(simple_signing(), token, path)
+    assert caught.value.message == f"keyless signing failed: {expected}"
+    assert token not in caught.value.diagnostics()

@@ -142,6 +142,11 @@ async function main() {
   const tlog = await initializeTLog(url, rekorKeys);
   const tsa = await initializeTSA(tsaKeys);
 
+  // Whole seconds in the TSA's genTime, as the real timestamp authority (Go's asn1) writes
+  // it: with milliseconds, DER drops trailing zeros (".12Z"), which @sigstore/core 4.0.1's
+  // time parser refuses ("invalid time": it takes exactly 0 or 3 fraction digits).
+  tsa.getCurrentTime = () => new Date(Math.floor(Date.now() / 1000) * 1000);
+
   // The TSA's reply nonce: the request's own element (see the header).
   const pending = { nonce: undefined };
   const tstInfo = tsa.tstInfo.bind(tsa);
