@@ -7,6 +7,8 @@ request (path, query with audience=sigstore, bearer header) and each bad answer'
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -137,3 +139,16 @@ def test_unreachable_endpoint_is_named() -> None:
         ci_identity_token(github_env("http://127.0.0.1:9/token"))  # discard port: refused
     assert caught.value.message.startswith("cannot reach GitHub's OIDC token endpoint (127.0.0.1)")
     assert REQUEST_TOKEN not in caught.value.diagnostics()
+
+
+def test_sigstore_is_imported_only_when_signing_or_verifying() -> None:
+    """Importing the module (and asking for a token) must not load sigstore (pydantic, tuf…)."""
+    code = (
+        "import sys, acr_ci.sigstore_keyless as k\n"
+        "k.ci_identity_token({'SIGSTORE_ID_TOKEN': 'x'})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sigstore', 'pydantic')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
