@@ -17,7 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.support.sigstore_standin import SigstoreStandin, mint_token, node_verify
+from tests.support.sigstore_standin import (
+    SigstoreStandin,
+    mint_token,
+    node_verify,
+    require_sigstore,
+)
 
 from acr_ci.sigstore_keyless import (
     BUNDLE_MEDIA_TYPE,
@@ -30,6 +35,11 @@ from acr_ci.sigstore_keyless import (
 SUBJECT = "https://ci.example.test/team/app/.ci/release.yml@refs/heads/main"
 OTHER_SUBJECT = "https://ci.example.test/team/other/.ci/release.yml@refs/heads/main"
 DIGEST = "sha256:" + hashlib.sha256(b"an image manifest").hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def _sigstore_installed() -> None:
+    require_sigstore()
 
 
 def simple_signing(digest: str = DIGEST) -> bytes:

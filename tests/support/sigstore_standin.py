@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import importlib.util
 import json
 import os
 import selectors
@@ -51,6 +52,12 @@ def node_binary() -> str:
                 "run scripts/setup.sh test (or `npm ci` there)"
             )
     return node
+
+
+def require_sigstore() -> None:
+    """The PyPI ``sigstore`` package (an acr-ci dependency) is importable, or skip/fail."""
+    if importlib.util.find_spec("sigstore") is None:
+        skip_or_fail("the sigstore package is not installed (scripts/setup.sh test installs it)")
 
 
 def _b64url(data: bytes) -> str:
@@ -152,6 +159,7 @@ class SigstoreStandin:
         self._stderr = directory / "standin.stderr"
 
     def start(self) -> SigstoreStandin:
+        require_sigstore()
         node = node_binary()
         self.directory.mkdir(parents=True, exist_ok=True)
         with self._stderr.open("wb") as err:
@@ -247,6 +255,7 @@ __all__ = [
     "mint_token",
     "node_binary",
     "node_verify",
+    "require_sigstore",
     "sigstore_standin",
     "trust_config",
 ]
