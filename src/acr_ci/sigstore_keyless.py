@@ -53,7 +53,7 @@ class KeylessError(AcrError):
     that failed, a bundle that does not verify). Exit 1."""
 
 
-def _trust(trust_config: Path | None) -> ClientTrustConfig:
+def _trust(trust_config: Path | None, *, signing: bool) -> ClientTrustConfig:
     from sigstore.errors import Error as SigstoreError
     from sigstore.models import ClientTrustConfig
 
@@ -73,8 +73,9 @@ def _trust(trust_config: Path | None) -> ClientTrustConfig:
     loads_bounded(raw, what=f"{what} {trust_config}", error=KeylessError)
     try:
         config = ClientTrustConfig.from_json(raw.decode("utf-8"))
-        config.signing_config  # noqa: B018 (validates the services it names)
-        config.trusted_root  # noqa: B018
+        config.trusted_root  # noqa: B018 (validates it)
+        if signing:  # a verifier needs no services
+            config.signing_config  # noqa: B018 (validates the services it names)
     except (SigstoreError, ValueError, TypeError, KeyError) as e:  # pydantic's are ValueErrors
         raise KeylessError(
             f"{what} {trust_config} is not a usable client trust config: "
@@ -110,7 +111,7 @@ def _sign(payload: bytes, token: str, trust_config: Path | None, *, dsse: bool) 
     from sigstore.oidc import IdentityError, IdentityToken
     from sigstore.sign import SigningContext
 
-    config = _trust(trust_config)
+    config = _trust(trust_config, signing=True)
     try:
         identity = IdentityToken(token.strip())
     except IdentityError as e:
@@ -184,7 +185,7 @@ def verify_keyless(
     from sigstore.verify import Verifier
     from sigstore.verify.policy import Identity
 
-    config = _trust(trust_config)
+    config = _trust(trust_config, signing=False)
     if len(bundle) > MAX_BUNDLE:
         raise KeylessError(f"the Sigstore bundle is larger than {MAX_BUNDLE} bytes")
     doc = loads_bounded(bundle, what="the Sigstore bundle", error=KeylessError)

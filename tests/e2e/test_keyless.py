@@ -318,3 +318,30 @@ def test_a_failing_service_is_one_line(
         sign_keyless(simple_signing(), token, path)
     assert caught.value.message == f"keyless signing failed: {expected}"
     assert token not in caught.value.diagnostics()
+
+
+def test_a_statement_that_is_not_in_toto_is_refused(sigstore_standin: SigstoreStandin) -> None:
+    before = sigstore_standin.requests_served()
+    with pytest.raises(KeylessError) as caught:
+        sign_statement_keyless(
+            simple_signing(), sigstore_standin.token(SUBJECT), sigstore_standin.trust_config
+        )
+    assert caught.value.message == (
+        "the payload to sign is not an in-toto statement (in-toto v1 JSON)"
+    )
+    assert sigstore_standin.requests_served() == before
+
+
+def test_a_verifier_needs_only_the_trusted_root(
+    sigstore_standin: SigstoreStandin, signed: Callable[..., bytes], tmp_path: Path
+) -> None:
+    """A trust config whose signing config names no usable service still verifies."""
+    bundle = signed(simple_signing())
+    config = json.loads(sigstore_standin.trust_config.read_text())
+    config["signingConfig"]["caUrls"] = []
+    path = tmp_path / "verify-only.json"
+    path.write_text(json.dumps(config))
+    verify_keyless(bundle, simple_signing(), SUBJECT, "https://oidc.standin.test", path)
+    with pytest.raises(KeylessError) as caught:
+        sign_keyless(simple_signing(), sigstore_standin.token(SUBJECT), path)
+    assert "No valid Fulcio CA found in signing config" in caught.value.message
