@@ -69,6 +69,15 @@ if [ "$what" = test ]; then
       $sudo npm install -g --no-fund --no-audit --loglevel=error "$pkg" >/dev/null
     fi
   done
+  # The keyless tests' local Sigstore (@sigstore/mock) and independent verifier
+  # (@sigstore/verify), from the lockfile in tests/support/sigstore, again when it changes.
+  # (@sigstore/mock 0.13.0 declares node >=22; it runs on the machine's node 20.)
+  sig=tests/support/sigstore
+  if [ ! -f "$sig/node_modules/.package-lock.json" ] \
+     || [ "$sig/package-lock.json" -nt "$sig/node_modules/.package-lock.json" ]; then
+    echo "setup: installing $sig's npm packages (npm ci)"
+    (cd "$sig" && npm ci --no-fund --no-audit --loglevel=error >/dev/null)
+  fi
 fi
 
 py=${PYTHON:-python3}

@@ -162,6 +162,9 @@ from tests.support.buildenv import (  # noqa: E402, F401
     qemu_arm64,
 )
 
+# Keyless signing (tests/support/sigstore_standin.py): a local Fulcio/Rekor/TSA, session-wide.
+from tests.support.sigstore_standin import sigstore_standin  # noqa: E402, F401
+
 
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
