@@ -33,6 +33,7 @@ from typing import Any
 
 from acr_ci.config.model import (
     DEFAULT_TIMEZONE,
+    AccelerateConfig,
     AllowEntry,
     BlockLogic,
     BlockPolicy,
@@ -111,6 +112,7 @@ def build_config(file: str, d: Mapping[str, Any]) -> Config:
             platforms=tuple(r.get("platforms", ("linux/amd64",))),
             args=MappingProxyType({k: str(v) for k, v in r.get("args", {}).items()}),
             no_cache=r.get("no_cache", False),
+            accelerate=r.get("accelerate", True),
         )
         for r in build.get("rules", [])
     )
@@ -195,4 +197,10 @@ def build_config(file: str, d: Mapping[str, Any]) -> Config:
             )
             for host, v in d.get("registries", {}).items()
         ),
+        accelerate=AccelerateConfig(
+            format=d["accelerate"].get("format", "estargz"),
+            suffix=d["accelerate"].get("suffix", "_accelerated"),
+        )
+        if "accelerate" in d
+        else None,
     )

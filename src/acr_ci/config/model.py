@@ -90,6 +90,8 @@ class Rule:
     platforms: tuple[str, ...] = ("linux/amd64",)
     args: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     no_cache: bool = False
+    accelerate: bool = True
+    """False: this rule's images get no accelerated twin (``accelerate: false``)."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,16 @@ class RegistryLimit:
 
 
 @dataclass(frozen=True)
+class AccelerateConfig:
+    """``accelerate:``: an eStargz twin of every passed image, tagged TAG + ``suffix``."""
+
+    format: str = "estargz"
+    """The twin's layer format (``estargz``)."""
+    suffix: str = "_accelerated"
+    """Appended to every tag of the image."""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated ``.acr-ci.yml``."""
 
@@ -188,3 +200,5 @@ class Config:
     """Registries (host[:port]) allowed over plain HTTP / unverified TLS besides loopback."""
     registries: tuple[RegistryLimit, ...] = ()
     """Per-registry request limits (``registries:``), in file order."""
+    accelerate: AccelerateConfig | None = None
+    """``accelerate:``; None: no accelerated twins."""
