@@ -225,7 +225,11 @@ class _Blob:
 
 
 def _modtime(mtime: float) -> str:
-    return datetime.fromtimestamp(int(mtime), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC; empty (the format's "unknown") for a time no calendar holds."""
+    try:
+        return datetime.fromtimestamp(int(mtime), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return ""
 
 
 def _entry(info: tarfile.TarInfo, kind: str) -> dict[str, Any]:
@@ -234,7 +238,9 @@ def _entry(info: tarfile.TarInfo, kind: str) -> dict[str, Any]:
     e: dict[str, Any] = {"name": name, "type": kind}
     if kind == "reg" and info.size:
         e["size"] = info.size
-    e["modtime"] = _modtime(info.mtime)
+    modtime = _modtime(info.mtime)
+    if modtime:
+        e["modtime"] = modtime
     if kind in ("symlink", "hardlink"):
         e["linkName"] = info.linkname
     e["mode"] = info.mode

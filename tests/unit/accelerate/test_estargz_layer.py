@@ -208,3 +208,48 @@ def test_footer_round_trip() -> None:
         assert estargz.parse_footer(estargz.footer(offset)) == offset
     with pytest.raises(AccelerateError):
         estargz.parse_footer(b"\0" * 51)
+
+
+@pytest.mark.parametrize(
+    ("mtime", "modtime"),
+    [(-1, "1969-12-31T23:59:59Z"), (0, "1970-01-01T00:00:00Z"), (10**15, None), (10**30, None)],
+)
+def test_any_mtime_converts(mtime: int, modtime: str | None) -> None:
+    """A PAX mtime outside every calendar is "unknown" in the TOC, kept in the tar."""
+    info = tarfile.TarInfo("f")
+    info.size, info.mtime = 1, mtime
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(info, io.BytesIO(b"x"))
+    blob, _ = _convert(buf.getvalue())
+    toc, _ = _toc(blob)
+    [entry] = [e for e in toc["entries"] if e["name"] == "f"]
+    assert entry.get("modtime") == modtime
+    with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as before:
+        want = before.getmember("f").mtime
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+        assert tar.getmember("f").mtime == want
+
+
+@pytest.mark.parametrize(
+    ("case", "tags", "suffix", "want", "phrase"),
+    [
+        ("plain", ["v1", "latest"], "_accelerated", ["v1_accelerated", "latest_accelerated"], None),
+        ("dedup", ["v1", "v1"], "-x", ["v1-x"], None),
+        ("slash", ["v1"], "/x", None, "is not valid"),
+        ("empty", ["v1"], "", None, "is not valid"),
+        ("too_long", ["t" * 120], "_accelerated", None, "longer than 128"),
+    ],
+)
+def test_suffixed_tags(
+    case: str, tags: list[str], suffix: str, want: list[str] | None, phrase: str | None
+) -> None:
+    from acr_ci.accelerate.service import suffixed_tags
+    from acr_ci.errors import UsageError
+
+    if want is not None:
+        assert suffixed_tags(tags, suffix) == want
+        return
+    with pytest.raises(UsageError) as e:
+        suffixed_tags(tags, suffix)
+    assert phrase is not None and phrase in e.value.message
