@@ -383,7 +383,43 @@ def test_a_broken_layer_fails_and_pushes_nothing(
         assert c.tag_digest(ref.with_tag("v1_accelerated")) is None
 
 
-def _bad_layout(layout: Path, layer: bytes) -> None:
+@pytest.mark.parametrize(
+    ("case", "media_type", "diff_ids", "phrase"),
+    [
+        ("zstd", "application/vnd.oci.image.layer.v1.tar+zstd", 1, "cannot be converted"),
+        ("diff_ids", "application/vnd.oci.image.layer.v1.tar+gzip", 2, "2 diff_ids for 1 layers"),
+    ],
+)
+def test_images_that_cannot_be_converted_are_refused_in_one_line(
+    registry: RegistryServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+    media_type: str,
+    diff_ids: int,
+    phrase: str,
+) -> None:
+    layout = tmp_path / case
+    _bad_layout(
+        layout, tar_bytes([Entry("x", data=b"x")]), media_type=media_type, diff_ids=diff_ids
+    )
+    ref = Reference.parse(f"{registry.host}/accel/refused-{case.replace('_', '-')}:v1")
+    with Client() as c:
+        c.push_layout(layout, ref.with_tag(None), ["v1"])
+    assert main(["accelerate", str(ref), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert phrase in err and "Traceback" not in err
+    with Client() as c:
+        assert c.tag_digest(ref.with_tag("v1_accelerated")) is None
+
+
+def _bad_layout(
+    layout: Path,
+    layer: bytes,
+    *,
+    media_type: str = "application/vnd.oci.image.layer.v1.tar+gzip",
+    diff_ids: int = 1,
+) -> None:
     """A one-platform layout whose only layer is ``layer`` (whatever bytes)."""
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True)
@@ -398,7 +434,7 @@ def _bad_layout(layout: Path, layer: bytes) -> None:
         {
             "architecture": "amd64",
             "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64] * diff_ids},
         }
     ).encode()
     manifest = json.dumps(
@@ -406,7 +442,7 @@ def _bad_layout(layout: Path, layer: bytes) -> None:
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **put(config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **put(layer)}],
+            "layers": [{"mediaType": media_type, **put(layer)}],
         }
     ).encode()
     desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", **put(manifest)}
