@@ -139,9 +139,10 @@ class _Conversion:
         self.level = level
         self.lock = threading.Lock()
         self.layers: dict[str, _Layer] = {}
-        self.kept = 0
+        self.kept: set[str] = set()
         self.uploaded = 0
         self.children: list[Manifest] = []
+        self.configs: dict[str, tuple[Descriptor, dict[str, Any], list[Any]]] = {}
 
     # -- blobs -------------------------------------------------------------------
 
@@ -194,6 +195,7 @@ class _Conversion:
         """Convert every distinct layer of ``manifests`` (in parallel, ``client.jobs`` at once)."""
         todo: dict[str, Descriptor] = {}
         for m in manifests:
+            self.config(m)  # an inconsistent image is refused before any upload
             for d in _layers(m):
                 if estargz.TOC_DIGEST_ANNOTATION in d.annotations:
                     continue
@@ -208,8 +210,12 @@ class _Conversion:
             results = dict(zip(todo, pool.map(self.convert_layer, todo.values()), strict=True))
         self.layers.update(results)
 
-    def image(self, m: Manifest) -> Manifest:
-        """The twin of image manifest ``m`` (its config and layers already uploaded)."""
+    def config(self, m: Manifest) -> tuple[Descriptor, dict[str, Any], list[Any]]:
+        """The config of image manifest ``m`` (read once), its ``rootfs.diff_ids`` checked
+        against the layers: (descriptor, document, diff_ids)."""
+        cached = self.configs.get(m.digest)
+        if cached is not None:
+            return cached
         doc = m.json
         config_desc = Descriptor.from_json(doc.get("config"), where=f"manifest {m.digest} config")
         if config_desc.size > MAX_CONFIG_BLOB:
@@ -223,13 +229,22 @@ class _Conversion:
         rootfs = config.get("rootfs") if isinstance(config, dict) else None
         diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
         layers = doc.get("layers")
-        if not isinstance(diff_ids, list) or not isinstance(layers, list):
+        if not isinstance(config, dict) or not isinstance(diff_ids, list):
             raise AccelerateError(f"{where}: no rootfs.diff_ids to rewrite")
-        if len(diff_ids) != len(layers):
+        if not isinstance(layers, list) or len(diff_ids) != len(layers):
+            count = len(layers) if isinstance(layers, list) else 0
             raise AccelerateError(
-                f"{where}: {len(diff_ids)} diff_ids for {len(layers)} layers",
+                f"{where}: {len(diff_ids)} diff_ids for {count} layers",
                 "the image is inconsistent; rebuild it",
             )
+        self.configs[m.digest] = (config_desc, config, diff_ids)
+        return self.configs[m.digest]
+
+    def image(self, m: Manifest) -> Manifest:
+        """The twin of image manifest ``m`` (its layers already uploaded)."""
+        doc = m.json
+        config_desc, config, diff_ids = self.config(m)
+        layers = doc["layers"]
         new_layers: list[dict[str, Any]] = []
         new_diff_ids: list[Any] = []
         for raw, diff_id in zip(layers, diff_ids, strict=True):
@@ -239,12 +254,11 @@ class _Conversion:
                 new_layers.append(raw)
                 new_diff_ids.append(diff_id)
                 with self.lock:
-                    self.kept += 1
+                    self.kept.add(d.digest)
             else:
                 new_layers.append(converted.desc)
                 new_diff_ids.append(converted.diff_id)
-        assert isinstance(config, dict) and isinstance(rootfs, dict)
-        rootfs["diff_ids"] = new_diff_ids
+        config = {**config, "rootfs": {**config["rootfs"], "diff_ids": new_diff_ids}}
         new_config = _dumps(config)
         cdesc = self._upload_bytes(new_config, config_desc.media_type)
         doc["config"] = {
@@ -327,7 +341,7 @@ def accelerate(
         tags=tuple(dict.fromkeys(tags)),
         platforms=platforms,
         layers_converted=len(conv.layers),
-        layers_kept=conv.kept,
+        layers_kept=len(conv.kept),
         bytes_uploaded=conv.uploaded,
     )
 
