@@ -413,9 +413,12 @@ def resolve_source(client: Client, text: str) -> tuple[Reference, dict[str, str]
     )
 
 
-def backfill(client: Client, rules: Sequence[SyncRule], repository: str) -> tuple[SyncResult, ...]:
+def backfill(
+    client: Client, rules: Sequence[SyncRule], repository: str, *, config: Config | None = None
+) -> tuple[SyncResult, ...]:
     """Mirror every existing tag of ``repository`` that the rules select, skipping tags the
-    destination already has at the same digest."""
+    destination already has at the same digest. With the config's ``accelerate:``, a tag
+    ``T`` + suffix goes where ``T`` goes."""
     from acr_ci.registry.reference import Reference
 
     repo = Reference.parse(repository, what="repository to backfill")
@@ -425,8 +428,23 @@ def backfill(client: Client, rules: Sequence[SyncRule], repository: str) -> tupl
             "drop the :tag / @digest (every tag the sync rules select is mirrored)",
         )
     tags = client.list_tags(repo)
-    wanted = sorted({t for t in tags if any(selects(r, t) for r in rules)})
-    return sync_tags(client, rules, repo, _lookup(client, repo, wanted), skip_present=True)
+    selected_as: dict[str, str] = {}
+    if config is not None and config.accelerate is not None:
+        suffix, present = config.accelerate.suffix, set(tags)
+        selected_as = {
+            t: t[: -len(suffix)]
+            for t in tags
+            if t.endswith(suffix) and t[: -len(suffix)] in present
+        }
+    wanted = sorted({t for t in tags if any(selects(r, selected_as.get(t, t)) for r in rules)})
+    return sync_tags(
+        client,
+        rules,
+        repo,
+        _lookup(client, repo, wanted),
+        skip_present=True,
+        selected_as=selected_as,
+    )
 
 
 def mirror(
@@ -440,9 +458,18 @@ def mirror(
             "add a sync: section (name, to, level, tags) to the config",
         )
     if all_tags:
-        return backfill(client, config.sync, image)
+        return backfill(client, config.sync, image, config=config)
     repo, tag_digests = resolve_source(client, image)
-    return sync_tags(client, config.sync, repo, tag_digests)
+    selected_as: dict[str, str] = {}
+    if config.accelerate is not None:  # each tag's accelerated twin goes where the tag goes
+        suffix = config.accelerate.suffix
+        for tag in list(tag_digests):
+            if len(tag + suffix) <= 128 and (
+                twin := client.tag_digest(repo.with_tag(tag + suffix))
+            ):
+                tag_digests.setdefault(tag + suffix, twin)
+                selected_as[tag + suffix] = tag
+    return sync_tags(client, config.sync, repo, tag_digests, selected_as=selected_as)
 
 
 __all__ = [

@@ -164,3 +164,38 @@ accelerate:
     assert step.reason is not None and "immutable" in step.reason
     assert digest_at(registry, "team/frozen", "v1") == layout.index_digest
     assert digest_at(registry, "team/frozen", "v1_fast") == other.index_digest
+
+
+@pytest.mark.parametrize("backfill", [False, True], ids=["image", "backfill"])
+def test_acr_ci_sync_carries_the_twin_where_the_tag_goes(
+    registry: RegistryServer,
+    registry_factory: Callable[..., RegistryServer],
+    oci_layout_factory: Callable[..., Layout],
+    tmp_path: Path,
+    backfill: bool,
+) -> None:
+    from acr_ci.cli import main
+    from acr_ci.registry import Client, Reference
+
+    mirror = registry_factory("plain")
+    layout = oci_layout_factory(seed=216 + backfill)
+    repo = f"team/carry-{int(backfill)}"
+    with Client() as c:
+        c.push_layout(layout.path, Reference.parse(f"{registry.host}/{repo}"), ["v1", "v2"])
+    assert main(["accelerate", f"{registry.host}/{repo}:v1", "--tag", "v2", "--quiet"]) == 0
+    cfg = tmp_path / "acr.yml"
+    cfg.write_text(
+        f"version: 1\nimage: {registry.host}/{repo}\naccelerate: {{}}\n"
+        f"sync:\n  - name: m\n    to: {mirror.host}/m\n    tags: v1\n"
+    )
+    argv = ["sync", "--config", str(cfg), "--quiet"]
+    argv += (
+        ["--backfill", f"{registry.host}/{repo}"] if backfill else [f"{registry.host}/{repo}:v1"]
+    )
+    assert main(argv) == 0
+    name = repo.rsplit("/", 1)[1]
+    twin = digest_at(registry, repo, "v1_accelerated")
+    assert twin is not None and twin != layout.index_digest
+    assert digest_at(mirror, f"m/{name}", "v1") == layout.index_digest
+    assert digest_at(mirror, f"m/{name}", "v1_accelerated") == twin
+    assert digest_at(mirror, f"m/{name}", "v2_accelerated") is None  # v2 is not selected
