@@ -17,8 +17,9 @@ apt_pkgs=(git ca-certificates docker-registry skopeo buildah qemu-user-static bu
 case "$what" in
   demo) ;;
   # apache2-utils: htpasswd for basic-auth registries; rsync: gitlab-ci-local;
-  # debootstrap: the Debian root the image test builds the project's Dockerfile FROM.
-  test) apt_pkgs+=(apache2-utils jq rsync debootstrap) ;;
+  # debootstrap: the Debian root the image test builds the project's Dockerfile FROM;
+  # containerd + stargz-snapshotter (ctr-remote): the independent reader of eStargz twins.
+  test) apt_pkgs+=(apache2-utils jq rsync debootstrap containerd stargz-snapshotter) ;;
   *) echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
 

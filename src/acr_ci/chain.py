@@ -1,4 +1,4 @@
-"""The delivery chain: plan → build → push → scan gate → sync → triggers.
+"""The delivery chain: plan → build → push → scan gate → accelerate → sync → triggers.
 
 :func:`run_chain` walks every :class:`~acr_ci.models.BuildPlan` the rules give for a ref
 and returns a :class:`~acr_ci.record.RunRecord`; the CLI writes it and prints
@@ -9,7 +9,8 @@ push (:class:`Stop`), failing fast (:attr:`ChainParts.fail_fast`).
 The phases: every image is built; then, with ``immutable_tags: true``, every built
 image's tags are checked before the first push (a conflict fails that image's push; when
 failing fast it stops the run before any tag moved); every image is pushed; then each
-image goes through the scan gate, its mirrors and its triggers. Each stage is another module's
+image goes through the scan gate, its accelerated twin (with ``accelerate:``; mirrors then
+carry ``TAG`` + suffix beside ``TAG``), its mirrors and its triggers. Each stage is another module's
 public API: :mod:`acr_ci.build` (a :class:`~acr_ci.build.Builder`, injectable),
 :mod:`acr_ci.registry` (push, immutable-tag check), :mod:`acr_ci.scan.service`,
 :mod:`acr_ci.sync`, :mod:`acr_ci.triggers`.
@@ -55,6 +56,7 @@ from acr_ci.errors import AcrError
 from acr_ci.errors import reason as error_reason
 from acr_ci.models import BuildPlan, RefContext, Status
 from acr_ci.record import (
+    AccelerateDetail,
     BuildDetail,
     GateFailure,
     ImageRecord,
@@ -159,8 +161,9 @@ class ChainParts:
     going on with the other images (``acr-ci build``)."""
 
 
-_FAILS_ALONE = frozenset({"sync", "trigger"})
-"""Steps whose failure is reported but skips nothing after it."""
+_FAILS_ALONE = frozenset({"accelerate", "sync", "trigger"})
+"""Steps whose failure is reported but skips nothing after it (a failed accelerated twin
+leaves the image itself to be mirrored and announced)."""
 
 
 class _Image:
@@ -175,6 +178,8 @@ class _Image:
         self.merged = merged
         """The index a merge built (``run --merge``): pushed instead of a build's layout."""
         self.digest: str | None = None
+        self.twin: tuple[str, str] | None = None
+        """The accelerated twin pushed beside it: (digest, tag suffix)."""
         self.stop: str | None = None
         """Why later steps are skipped, once a step failed or blocked."""
 
@@ -325,6 +330,7 @@ class Chain:
         if self.parts.stop is Stop.END:
             for image in images:
                 self.scan(image.plan, image)
+                self.accelerate(image.plan, image)
                 self.sync(image.plan, image)
                 self.trigger(image.plan, image)
         record = RunRecord(
@@ -538,6 +544,50 @@ class Chain:
         doc = GitlabFormat().render_scans(scans)
         fileio.write_json(self.parts.gitlab_report, doc, what="the GitLab report")
 
+    def accelerate(self, plan: BuildPlan, image: _Image) -> None:
+        """With ``accelerate:``: the image's eStargz twin, as each tag plus the suffix, after
+        the scan gate passed it (a blocked image gets none) and before its mirrors."""
+        settings = self.config.accelerate
+        if settings is None:
+            return
+        at = self.clock()
+        rule = next((r for r in self.config.build.rules if r.name == plan.rule), None)
+        if rule is not None and not rule.accelerate:
+            image.add(StepRecord.skipped("accelerate", "accelerate: false for this rule", at=at))
+            return
+        if image.stop or image.digest is None:
+            image.add(StepRecord.skipped("accelerate", image.stop or "not pushed", at=at))
+            return
+        from acr_ci.accelerate.service import Format, accelerate, suffixed_tags
+        from acr_ci.registry.reference import Reference
+
+        try:
+            tags = suffixed_tags(plan.tags, settings.suffix)
+            pushed = Reference.parse(plan.image, what="image").with_digest(image.digest)
+            result = accelerate(
+                self.client,
+                pushed,
+                tags,
+                fmt=Format(settings.format),
+                immutable=self.config.immutable_tags,
+            )
+        except EXPECTED as e:
+            self._failed(image, "accelerate", at, e)
+            return
+        image.twin = (result.digest, settings.suffix)
+        detail = AccelerateDetail(
+            digest=result.digest,
+            source=result.source,
+            format=settings.format,
+            tags=result.tags,
+            images=tuple(f"{plan.image}:{t}" for t in result.tags),
+            layers_converted=result.layers_converted,
+            layers_kept=result.layers_kept,
+            bytes_sent=result.bytes_uploaded,
+        )
+        image.add(self._step("accelerate", at, Status.SUCCEEDED, detail=detail))
+        self.say(plan, f"accelerated {plan.image}@{result.digest} as {', '.join(result.tags)}")
+
     def sync(self, plan: BuildPlan, image: _Image) -> None:
         rules = self.config.sync
         if not rules:
@@ -561,7 +611,12 @@ class Chain:
         started = self.clock()
         try:
             results = sync_image(
-                self.client, rules, Reference.parse(plan.image), image.digest, plan.tags
+                self.client,
+                rules,
+                Reference.parse(plan.image),
+                image.digest,
+                plan.tags,
+                twin=image.twin,
             )
         except EXPECTED as e:  # sync_image reports per destination; this is a last guard
             reason = error_reason(e)

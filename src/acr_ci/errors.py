@@ -104,6 +104,11 @@ class MergeError(AcrError):
     two digests for one, runners that disagree on ref, sha or time). Exit 1; no tag moved."""
 
 
+class AccelerateError(AcrError):
+    """A layer could not be rewritten as an accelerated (eStargz) layer. Exit 1; the original
+    image is untouched."""
+
+
 class RegistryError(AcrError):
     """A registry operation failed. Subclasses say which kind. Exit 1."""
 

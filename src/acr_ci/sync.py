@@ -165,9 +165,10 @@ def _sync_one(
     tag_digests: Mapping[str, str],
     *,
     skip_present: bool,
+    selected_as: Mapping[str, str],
 ) -> SyncResult:
     started = datetime.now(UTC)
-    wanted = [t for t in tag_digests if selects(rule, t)]
+    wanted = [t for t in tag_digests if selects(rule, selected_as.get(t, t))]
     if not wanted:
         pattern = rule.tags.pattern if rule.tags is not None else "(all)"
         return SyncResult(
@@ -285,17 +286,26 @@ def sync_tags(
     tag_digests: Mapping[str, str],
     *,
     skip_present: bool = False,
+    selected_as: Mapping[str, str] | None = None,
 ) -> tuple[SyncResult, ...]:
     """Mirror ``tag → digest`` of repository ``source`` to every rule's destination
     (concurrently); one result per rule, in config order. Never raises for a failing
-    destination."""
+    destination. ``selected_as`` maps a tag to the tag whose selection by a rule decides
+    (a twin's ``T_accelerated`` goes where ``T`` goes)."""
     if not rules:
         return ()
     source = source.with_tag(None).with_digest(None)
 
     def one(rule: SyncRule) -> SyncResult:
         try:
-            return _sync_one(client, rule, source, tag_digests, skip_present=skip_present)
+            return _sync_one(
+                client,
+                rule,
+                source,
+                tag_digests,
+                skip_present=skip_present,
+                selected_as=selected_as or {},
+            )
         except EXPECTED_ERRORS as e:  # _sync_one catches what it can; this is a last guard
             now = datetime.now(UTC)
             return SyncResult(rule.name, rule.to, Status.FAILED, now, now, reason=error_reason(e))
@@ -312,9 +322,22 @@ def sync_image(
     source: Reference,
     digest: str,
     tags: Iterable[str],
+    *,
+    twin: tuple[str, str] | None = None,
 ) -> tuple[SyncResult, ...]:
-    """Mirror one image (``source`` repository at ``digest``, known under ``tags``)."""
-    return sync_tags(client, rules, source, {t: digest for t in tags})
+    """Mirror one image (``source`` repository at ``digest``, known under ``tags``).
+
+    ``twin`` (digest, suffix): the image's accelerated twin, under each tag plus suffix; a
+    rule that selects tag ``T`` carries ``T`` + suffix too."""
+    tags = list(tags)
+    tag_digests = {t: digest for t in tags}
+    selected_as: dict[str, str] = {}
+    if twin is not None:
+        twin_digest, suffix = twin
+        for t in tags:
+            tag_digests.setdefault(t + suffix, twin_digest)
+            selected_as[t + suffix] = t
+    return sync_tags(client, rules, source, tag_digests, selected_as=selected_as)
 
 
 def _present(client: Client, dst: Reference, tags: Sequence[str]) -> dict[str, str | None]:
@@ -390,9 +413,12 @@ def resolve_source(client: Client, text: str) -> tuple[Reference, dict[str, str]
     )
 
 
-def backfill(client: Client, rules: Sequence[SyncRule], repository: str) -> tuple[SyncResult, ...]:
+def backfill(
+    client: Client, rules: Sequence[SyncRule], repository: str, *, config: Config | None = None
+) -> tuple[SyncResult, ...]:
     """Mirror every existing tag of ``repository`` that the rules select, skipping tags the
-    destination already has at the same digest."""
+    destination already has at the same digest. With the config's ``accelerate:``, a tag
+    ``T`` + suffix goes where ``T`` goes."""
     from acr_ci.registry.reference import Reference
 
     repo = Reference.parse(repository, what="repository to backfill")
@@ -402,8 +428,23 @@ def backfill(client: Client, rules: Sequence[SyncRule], repository: str) -> tupl
             "drop the :tag / @digest (every tag the sync rules select is mirrored)",
         )
     tags = client.list_tags(repo)
-    wanted = sorted({t for t in tags if any(selects(r, t) for r in rules)})
-    return sync_tags(client, rules, repo, _lookup(client, repo, wanted), skip_present=True)
+    selected_as: dict[str, str] = {}
+    if config is not None and config.accelerate is not None:
+        suffix, present = config.accelerate.suffix, set(tags)
+        selected_as = {
+            t: t[: -len(suffix)]
+            for t in tags
+            if t.endswith(suffix) and t[: -len(suffix)] in present
+        }
+    wanted = sorted({t for t in tags if any(selects(r, selected_as.get(t, t)) for r in rules)})
+    return sync_tags(
+        client,
+        rules,
+        repo,
+        _lookup(client, repo, wanted),
+        skip_present=True,
+        selected_as=selected_as,
+    )
 
 
 def mirror(
@@ -417,9 +458,18 @@ def mirror(
             "add a sync: section (name, to, level, tags) to the config",
         )
     if all_tags:
-        return backfill(client, config.sync, image)
+        return backfill(client, config.sync, image, config=config)
     repo, tag_digests = resolve_source(client, image)
-    return sync_tags(client, config.sync, repo, tag_digests)
+    selected_as: dict[str, str] = {}
+    if config.accelerate is not None:  # each tag's accelerated twin goes where the tag goes
+        suffix = config.accelerate.suffix
+        for tag in list(tag_digests):
+            if len(tag + suffix) <= 128 and (
+                twin := client.tag_digest(repo.with_tag(tag + suffix))
+            ):
+                tag_digests.setdefault(tag + suffix, twin)
+                selected_as[tag + suffix] = tag
+    return sync_tags(client, config.sync, repo, tag_digests, selected_as=selected_as)
 
 
 __all__ = [

@@ -3,7 +3,8 @@ call → formatted result → exit code.
 
 All of argparse lives in this package, one module per command (:mod:`.plan`,
 :mod:`.build`, :mod:`.merge`, :mod:`.run`, :mod:`.scan`, :mod:`.sync`, :mod:`.trigger`, :mod:`.push`,
-:mod:`.copy`, :mod:`.inspect`, :mod:`.schema`, :mod:`.sign`, :mod:`.attest`, :mod:`.verify`); :mod:`.common` holds the shared flag
+:mod:`.copy`, :mod:`.inspect`, :mod:`.schema`, :mod:`.sign`, :mod:`.attest`, :mod:`.verify`,
+:mod:`.accelerate`); :mod:`.common` holds the shared flag
 groups, typed options and the registry client over a config. :func:`invoke` is the one
 top-level handler: it maps :class:`~acr_ci.errors.AcrError` to its exit code with a
 one-line message (``--verbose``: the traceback too; the message cleaned of control
@@ -26,6 +27,7 @@ from typing import Any
 
 from acr_ci import __version__
 from acr_ci.cli import (
+    accelerate,
     attest,
     build,
     copy,
@@ -60,6 +62,7 @@ COMMANDS: tuple[Command[Any], ...] = (
     attest.COMMAND,
     verify.COMMAND,
     run.COMMAND,
+    accelerate.COMMAND,
 )
 """Every subcommand, in ``--help`` order."""
 

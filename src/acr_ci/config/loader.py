@@ -33,6 +33,7 @@ from typing import Any
 
 from acr_ci.config.model import (
     DEFAULT_TIMEZONE,
+    AccelerateConfig,
     AllowEntry,
     AttestConfig,
     BlockLogic,
@@ -123,6 +124,7 @@ def build_config(file: str, d: Mapping[str, Any]) -> Config:
             args=MappingProxyType({k: str(v) for k, v in r.get("args", {}).items()}),
             no_cache=r.get("no_cache", False),
             cache=_cache(r["cache"]) if "cache" in r else default_cache,
+            accelerate=r.get("accelerate", True),
         )
         for r in build.get("rules", [])
     )
@@ -223,4 +225,10 @@ def build_config(file: str, d: Mapping[str, Any]) -> Config:
         ),
         sign=sign,
         attest=attest,
+        accelerate=AccelerateConfig(
+            format=d["accelerate"].get("format", "estargz"),
+            suffix=d["accelerate"].get("suffix", "_accelerated"),
+        )
+        if "accelerate" in d
+        else None,
     )

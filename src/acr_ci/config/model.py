@@ -101,6 +101,8 @@ class Rule:
     no_cache: bool = False
     cache: CacheSetting | None = None
     """The rule's registry build cache: its own ``cache``, else ``build.cache``."""
+    accelerate: bool = True
+    """False: this rule's images get no accelerated twin (``accelerate: false``)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,16 @@ class AttestConfig:
 
 
 @dataclass(frozen=True)
+class AccelerateConfig:
+    """``accelerate:``: an eStargz twin of every passed image, tagged TAG + ``suffix``."""
+
+    format: str = "estargz"
+    """The twin's layer format (``estargz``)."""
+    suffix: str = "_accelerated"
+    """Appended to every tag of the image."""
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole validated ``.acr-ci.yml``."""
 
@@ -227,3 +239,5 @@ class Config:
     """``sign:``; None when the config has no such section (nothing is signed)."""
     attest: AttestConfig | None = None
     """``attest:``; None when the config has no such section (nothing is attested)."""
+    accelerate: AccelerateConfig | None = None
+    """``accelerate:``; None: no accelerated twins."""

@@ -107,6 +107,7 @@ _PATTERN_MESSAGES = {
     "envName": "must be the NAME of an environment variable (letters, digits and _, not "
     "starting with a digit), not the secret itself",
     "tag": "must be a valid tag: [A-Za-z0-9_][A-Za-z0-9._-]{0,127}",
+    "tagSuffix": "must be a tag suffix of letters, digits, '.', '_' and '-', 1 to 64 characters",
     "vulnId": "must be a vulnerability id without spaces, e.g. CVE-2024-3094",
     "date": "must be a date written YYYY-MM-DD, e.g. 2027-01-31",
 }

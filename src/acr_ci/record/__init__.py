@@ -7,8 +7,9 @@ shipped in the ``acr_ci`` package (:func:`schema`, :func:`validate`):
 * ``ref`` — the git ref the run was about; ``plan`` — the builds, in the shape of
   ``acr-ci plan --format json``;
 * ``images`` — one entry per build: its rule, repository, tags, digest, overall status,
-  and ``steps``: ``build`` (or ``merge``, for ``run --merge``), ``push``, ``scan``, then one ``sync`` step per destination and
-  one ``trigger`` step per trigger. Every step has ``status`` (succeeded | failed | blocked
+  and ``steps``: ``build`` (or ``merge``, for ``run --merge``), ``push``, ``scan``,
+  ``accelerate`` (with ``accelerate:``), then one ``sync`` step per destination and one
+  ``trigger`` step per trigger. Every step has ``status`` (succeeded | failed | blocked
   | skipped), ``started``, ``finished`` (ISO 8601, UTC), ``duration`` (seconds), a
   one-line ``reason`` when it did not succeed, and ``detail`` (digests, tags, finding
   counts, per-mirror and per-delivery results with HTTP status);
@@ -16,8 +17,8 @@ shipped in the ``acr_ci`` package (:func:`schema`, :func:`validate`):
   step failed, else 0).
 
 Each step's ``detail`` is typed (:data:`StepDetail`: :class:`BuildDetail`,
-:class:`MergeDetail`, :class:`PushDetail`, :class:`ScanDetail`, :class:`GateFailure`, :class:`SyncDetail`,
-:class:`TriggerDetail`, :class:`NoDetail`). :meth:`RunRecord.from_json` (and :func:`read`
+:class:`MergeDetail`, :class:`PushDetail`, :class:`ScanDetail`, :class:`GateFailure`,
+:class:`AccelerateDetail`, :class:`SyncDetail`, :class:`TriggerDetail`, :class:`NoDetail`). :meth:`RunRecord.from_json` (and :func:`read`
 for a file) turns a written record back into the typed one, validated by the schema;
 writing it again gives the same document.
 
@@ -33,6 +34,7 @@ from acr_ci.errors import RecordError  # lives in errors.py; importable here too
 from acr_ci.models import Status
 from acr_ci.record.details import (
     DETAILS,
+    AccelerateDetail,
     BuildDetail,
     GateFailure,
     MergeDetail,
@@ -65,6 +67,7 @@ __all__ = [
     "RECORD_KIND",
     "RECORD_VERSION",
     "STEP_NAMES",
+    "AccelerateDetail",
     "BuildDetail",
     "GateFailure",
     "ImageRecord",

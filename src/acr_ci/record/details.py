@@ -110,6 +110,58 @@ class MergeDetail:
 
 
 @dataclass(frozen=True)
+class AccelerateDetail:
+    """A pushed accelerated twin (eStargz) of the image."""
+
+    digest: str
+    """The twin's digest (an index for an index)."""
+    source: str
+    """The digest it was converted from (the pushed image)."""
+    format: str
+    """The layer format (``estargz``)."""
+    tags: tuple[str, ...]
+    """The twin's tags (each of the image's tags plus the suffix)."""
+    images: tuple[str, ...]
+    """``registry/repo:tag``, one per tag."""
+    layers_converted: int
+    """Distinct layers rewritten."""
+    layers_kept: int
+    """Layers already in the format, kept."""
+    bytes_sent: int
+    """Converted layer and config bytes uploaded."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "source": self.source,
+            "format": self.format,
+            "tags": list(self.tags),
+            "images": list(self.images),
+            "layers_converted": self.layers_converted,
+            "layers_kept": self.layers_kept,
+            "bytes_sent": self.bytes_sent,
+        }
+
+    @classmethod
+    def from_json(cls, value: object, where: str = "detail") -> AccelerateDetail:
+        d = Doc(value, where)
+        d.only(
+            "digest", "source", "format", "tags", "images", "layers_converted", "layers_kept",
+            "bytes_sent",
+        )  # fmt: skip
+        return cls(
+            digest=d.text("digest"),
+            source=d.text("source"),
+            format=d.text("format"),
+            tags=d.texts("tags"),
+            images=d.texts("images"),
+            layers_converted=d.integer("layers_converted"),
+            layers_kept=d.integer("layers_kept"),
+            bytes_sent=d.integer("bytes_sent"),
+        )
+
+
+@dataclass(frozen=True)
 class PushDetail:
     """A succeeded push."""
 
@@ -399,6 +451,7 @@ StepDetail: TypeAlias = (
     | PushDetail
     | ScanDetail
     | GateFailure
+    | AccelerateDetail
     | SyncDetail
     | TriggerDetail
 )
@@ -410,6 +463,7 @@ DETAILS: Mapping[str, tuple[type[StepDetail], ...]] = MappingProxyType(
         "merge": (NoDetail, MergeDetail),
         "push": (NoDetail, PushDetail),
         "scan": (NoDetail, ScanDetail, GateFailure),
+        "accelerate": (NoDetail, AccelerateDetail),
         "sync": (SyncDetail,),
         "trigger": (TriggerDetail,),
     }
@@ -432,6 +486,8 @@ def detail_from_json(step: str, value: object, where: str = "detail") -> StepDet
         return MergeDetail.from_json(d.doc, where)
     if step == "push":
         return PushDetail.from_json(d.doc, where)
+    if step == "accelerate":
+        return AccelerateDetail.from_json(d.doc, where)
     if step == "scan":
         if not d.has("image"):
             return GateFailure.from_json(d.doc, where)

@@ -17,7 +17,7 @@ from acr_ci.text import LINE_LIMIT, clean_remote
 
 RECORD_KIND = "acr-ci/run-record"
 RECORD_VERSION = 1
-STEP_NAMES = ("build", "merge", "push", "scan", "sync", "trigger")
+STEP_NAMES = ("build", "merge", "push", "scan", "accelerate", "sync", "trigger")
 
 
 @dataclass(frozen=True)

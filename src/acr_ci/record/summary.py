@@ -67,6 +67,8 @@ def summary_markdown(record: RunRecord) -> str:
     # a merged run (``run --merge``) has merge steps where others have build steps
     merged = any(img.step("merge") for img in record.images)
     steps = [n for n in STEP_NAMES if n != ("build" if merged else "merge")]
+    if not any(img.step("accelerate") for img in record.images):  # a column only when used
+        steps.remove("accelerate")
     heads = [_HEADS.get(n, n) for n in steps]
     lines += [
         "| rule | image | tags | digest | " + " | ".join(heads) + " |",

@@ -24,7 +24,7 @@ NEGATIVE_CASES: list[tuple[str, int, int, str, str, bool]] = [
     ("yaml11_bool_key", 8, 5, "triggers[0]", "key true is a boolean", False),
     ("unknown_key_typo", 3, 1, "buidl", "unknown key 'buidl'; did you mean 'build'?", True),
     ("unknown_key_rule", 9, 7, "build.rules[0].platfroms", "did you mean 'platforms'?", True),
-    ("unknown_key_far", 3, 1, "colour", "allowed here: attest, build, image,", True),
+    ("unknown_key_far", 3, 1, "colour", "allowed here: accelerate, attest, build, image,", True),
     ("version_wrong", 1, 10, "version", "must be 1 (got 2)", True),
     ("missing_image", 1, 1, "", "missing required key 'image'", True),
     ("rule_type_enum", 6, 13, "build.rules[0].type", "must be one of: branch, tag (got 'brnach'; did you mean 'branch'?)", True),

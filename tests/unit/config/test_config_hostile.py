@@ -84,6 +84,7 @@ def test_every_schema_pattern_means_the_end_of_the_text() -> None:
         "envName": "SECRET",
         "tag": "latest",
         "vulnId": "CVE-2024-3094",
+        "tagSuffix": "_accelerated",
         "date": "2027-01-31",
     }
     defs = schema()["$defs"]
