@@ -6,6 +6,7 @@ import argparse
 import io
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from acr_ci.cli.common import (
     Command,
@@ -18,6 +19,9 @@ from acr_ci.cli.common import (
 )
 from acr_ci.models import DEFAULT_RECORD_PATH as DEFAULT_PATH
 from acr_ci.registry.access import RegistryAccess
+
+if TYPE_CHECKING:
+    from acr_ci.config import Config
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,10 @@ class RunOptions:
     merge: tuple[str, ...] = ()
     """Digests files from ``build --push-by-digest`` runners: the chain goes on from their
     merged index instead of building (empty: build)."""
+    accelerate: bool | None = None
+    """``--accelerate``: the accelerated twin of every passed image even without the config's
+    ``accelerate:`` section (its defaults then); ``--no-accelerate``: none; None: the config
+    decides. A rule's ``accelerate: false`` still holds."""
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,6 +59,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="merge these digests files (from build --push-by-digest) and run the chain on the index",
     )
+    p.add_argument(
+        "--accelerate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="make (or with --no-accelerate, skip) the eStargz twin of every passed image, "
+        "whatever the config's accelerate: section says (default: the config decides)",
+    )
     add_layout_dir_flag(p)
     add_registry_flags(p)
 
@@ -62,7 +77,20 @@ def _options(args: argparse.Namespace) -> RunOptions:
         record=args.record,
         layout_dir=args.layout_dir,
         access=registry_access(args),
+        accelerate=args.accelerate,
     )
+
+
+def with_accelerate(cfg: Config, on: bool | None) -> Config:
+    """``cfg`` with ``--accelerate``/``--no-accelerate`` applied (a new value): on keeps the
+    config's ``accelerate:`` settings, or adds the defaults; off drops them."""
+    from dataclasses import replace
+
+    from acr_ci.config.model import AccelerateConfig
+
+    if on is None or (on and cfg.accelerate is not None):
+        return cfg
+    return replace(cfg, accelerate=AccelerateConfig() if on else None)
 
 
 def execute(opts: RunOptions) -> int:
@@ -71,7 +99,7 @@ def execute(opts: RunOptions) -> int:
     from acr_ci import chain, record
     from acr_ci.cli.common import config_client
 
-    cfg = opts.ref.load_config()
+    cfg = with_accelerate(opts.ref.load_config(), opts.accelerate)
     with config_client(cfg, opts.access) as client:
         if opts.merge:
             from acr_ci.cli.merge import prepare_merge

@@ -38,7 +38,12 @@ from acr_ci.record import DEFAULT_PATH as DEFAULT_RECORD
 from acr_ci.registry.access import Login, RegistryAccess
 from acr_ci.registry.auth import ENV_PASSWORD, ENV_USERNAME
 
-COMMANDS = ("run", "plan", "build", "merge", "scan", "sync", "trigger")
+COMMANDS = (
+    "run", "plan", "build", "merge", "scan", "sync", "trigger",
+    "sign", "attest", "verify", "accelerate",
+)  # fmt: skip
+NO_IMAGE = ("run", "plan", "build", "merge")
+"""The commands that take no ``image`` input (every other one needs it)."""
 
 MAX_MERGE_FILES = 256
 """At most this many digests files in the ``merge`` input, its patterns expanded."""
@@ -56,6 +61,13 @@ def parse_bool(value: str | None, name: str) -> bool:
     if text in FALSE:
         return False
     raise UsageError(f"input {name} {value!r} is not a boolean", "use true or false")
+
+
+def parse_optional_bool(value: str | None, name: str) -> bool | None:
+    """A boolean input that may be left empty: None (the config decides)."""
+    if not (value or "").strip():
+        return None
+    return parse_bool(value, name)
 
 
 def parse_list(value: str | None) -> tuple[str, ...]:
@@ -90,7 +102,8 @@ class Inputs:
     push: bool = False
     rule: str = ""
     image: str = ""
-    """``scan``/``sync``/``trigger``: the image (``repo:tag``, ``repo@digest``)."""
+    """``scan``/``sync``/``trigger``/``sign``/``attest``/``verify``/``accelerate``: the image
+    (``repo:tag``, ``repo@digest``)."""
     reports: tuple[str, ...] = ()
     """``scan``: scanner report files (``--report``)."""
     severity: str = ""
@@ -109,6 +122,14 @@ class Inputs:
     """``build`` with :attr:`push_by_digest`: the JSON-lines file for ``merge``."""
     merge: tuple[str, ...] = ()
     """``merge`` (its files) and ``run`` (``--merge``): digests files or glob patterns."""
+    accelerate: bool | None = None
+    """``run``: True (``--accelerate``) makes the eStargz twin of every passed image with the
+    config's ``accelerate:`` settings or their defaults; False (``--no-accelerate``) makes
+    none; None: as the config says."""
+    public_key: str = ""
+    """``verify``: the PEM public key file (``--key``); a file path, never a private key."""
+    attestations: bool = False
+    """``verify``: also require a verified attestation (``--attestations``)."""
     username: str = ""
     password: str = ""
     login_only: tuple[str, ...] | None = None
@@ -147,6 +168,9 @@ def read_inputs(get: Getter, *, password: str, **platform: Any) -> Inputs:
         "push_by_digest": parse_bool(get("push-by-digest", "false"), "push-by-digest"),
         "digests_file": get("digests-file", ""),
         "merge": parse_list(get("merge", "")),
+        "accelerate": parse_optional_bool(get("accelerate", ""), "accelerate"),
+        "public_key": get("public-key", ""),
+        "attestations": parse_bool(get("attestations", "false"), "attestations"),
         "username": get("registry-username", ""),
         "password": password,
         "verbose": parse_bool(get("verbose", "false"), "verbose"),
@@ -167,6 +191,8 @@ class Invocation:
     """The command's ``execute`` over :attr:`options`."""
     output_json: str = ""
     """``build``/``merge``/``scan``: where the command writes its JSON result."""
+    image: str = ""
+    """The target image (commands that take one)."""
 
 
 def _login(inputs: Inputs, env: Mapping[str, str]) -> Login | None:
@@ -183,7 +209,19 @@ def _login(inputs: Inputs, env: Mapping[str, str]) -> Login | None:
 def invocation(inputs: Inputs, workdir: Path, env: Mapping[str, str] | None = None) -> Invocation:
     """The command ``inputs`` ask for, with its typed options; ``workdir`` holds scratch
     files. Values stay values: an image called ``--backfill`` is an image."""
-    from acr_ci.cli import build, merge, plan, run, scan, sync, trigger
+    from acr_ci.cli import (
+        accelerate,
+        attest,
+        build,
+        merge,
+        plan,
+        run,
+        scan,
+        sign,
+        sync,
+        trigger,
+        verify,
+    )
     from acr_ci.cli.common import RefOptions
     from acr_ci.scan.settings import ScanOverrides
 
@@ -195,7 +233,8 @@ def invocation(inputs: Inputs, workdir: Path, env: Mapping[str, str] | None = No
             f"use one of {', '.join(COMMANDS)}",
         )
     check_multi_runner(inputs, cmd)
-    if cmd not in ("run", "plan", "build", "merge") and not inputs.image:
+    check_command_inputs(inputs, cmd)
+    if cmd not in NO_IMAGE and not inputs.image:
         if not (cmd == "scan" and inputs.reports):
             raise UsageError(f"acr-ci {cmd} needs the image input", "e.g. registry/ns/repo:tag")
     config = inputs.config or None
@@ -213,6 +252,7 @@ def invocation(inputs: Inputs, workdir: Path, env: Mapping[str, str] | None = No
             layout_dir=layout_dir,
             access=access,
             gitlab_report=inputs.gitlab_report or None,
+            accelerate=inputs.accelerate,
         )
         return Invocation(cmd, o_run, lambda: run.execute(o_run))
     if cmd == "plan":
@@ -259,8 +299,45 @@ def invocation(inputs: Inputs, workdir: Path, env: Mapping[str, str] | None = No
             image=inputs.image, config=config, backfill=inputs.backfill, access=access
         )
         return Invocation(cmd, o_sync, lambda: sync.execute(o_sync))
+    if cmd == "sign":
+        # the key is read from the variable the config's sign.key_env names
+        # (ACR_CI_SIGNING_KEY by default), set by the job: never an input, never argv
+        o_sign = sign.SignOptions(image=inputs.image, config=config, access=access)
+        return Invocation(cmd, o_sign, lambda: sign.execute(o_sign))
+    if cmd == "attest":
+        o_attest = attest.AttestOptions(image=inputs.image, ref=ref, access=access)
+        return Invocation(cmd, o_attest, lambda: attest.execute(o_attest))
+    if cmd == "verify":
+        o_verify = verify.VerifyOptions(
+            image=inputs.image,
+            key=inputs.public_key,
+            attestations=inputs.attestations,
+            access=access,
+        )
+        return Invocation(cmd, o_verify, lambda: verify.execute(o_verify))
+    if cmd == "accelerate":
+        o_acc = accelerate.AccelerateOptions(image=inputs.image, config=config, access=access)
+        return Invocation(cmd, o_acc, lambda: accelerate.execute(o_acc), image=inputs.image)
     o_trigger = trigger.TriggerOptions(image=inputs.image, config=config, access=access)
     return Invocation(cmd, o_trigger, lambda: trigger.execute(o_trigger))
+
+
+def check_command_inputs(inputs: Inputs, command: str) -> None:
+    """The inputs of one command (``accelerate``, ``public-key``, ``attestations``) given
+    to another, or a command without the input it needs: a :class:`UsageError` naming it."""
+    if inputs.accelerate is not None and command != "run":
+        raise UsageError(
+            f"input accelerate is for command run, not {command}",
+            "command accelerate makes the twin of an existing image (the image input)",
+        )
+    for value, name in ((inputs.public_key, "public-key"), (inputs.attestations, "attestations")):
+        if value and command != "verify":
+            raise UsageError(f"input {name} is for command verify, not {command}")
+    if command == "verify" and not inputs.public_key:
+        raise UsageError(
+            "command verify needs the public-key input",
+            "the PEM public key file (cosign.pub) in the workspace",
+        )
 
 
 BUILD_ONLY = (
@@ -406,6 +483,8 @@ def collect(inputs: Inputs, inv: Invocation, exit_code: int, stdout: str) -> Res
         results = outputs.from_scan(
             _read_json(inv.output_json), exit_code=exit_code, reports=reports
         )
+    elif cmd == "accelerate":
+        results = outputs.from_accelerate(stdout, inv.image, exit_code=exit_code)
     else:
         results = outputs.from_exit(cmd, exit_code)
     extra: tuple[Annotation, ...] = ()
@@ -448,7 +527,7 @@ def execute(
         captured = io.StringIO()
         with guard() if guard else _nothing():
             sys.stderr.write(f"acr-ci {inv.command}\n")
-            if inv.command in ("plan", "run"):  # their stdout is a result: keep a copy
+            if inv.command in STDOUT_RESULTS:  # their stdout is a result: keep a copy
                 with redirect_stdout(captured):
                     code = invoke(inv.action, verbose=inputs.verbose)
                 sys.stdout.write(captured.getvalue())
@@ -459,6 +538,10 @@ def execute(
         results = collect(inputs, inv, code, captured.getvalue())
     sink.publish(results)
     return code
+
+
+STDOUT_RESULTS = ("plan", "run", "accelerate")
+"""Commands whose stdout is read back: the plan, the run's summary, the twin's digest."""
 
 
 @contextmanager

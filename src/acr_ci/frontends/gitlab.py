@@ -20,11 +20,19 @@ unexpanded ``$VARIABLE`` (a ``needs:`` whose dotenv never arrived), the job stop
 exit 2 and says so, instead of gating reports with no image. With
 ``ACR_CI_INPUT_COMMIT_STATUSES=true`` and a token in ``$ACR_CI_GITLAB_TOKEN``, one commit
 status per chain step is posted (:mod:`acr_ci.frontends.statuses`).
+
+Signing: the key is a masked CI/CD variable named as the config's ``sign.key_env`` says
+(``ACR_CI_SIGNING_KEY``, its password ``ACR_CI_SIGNING_PASSWORD``), read by acr-ci from the
+job's environment, never an input. Keyless signing reads ``SIGSTORE_ID_TOKEN``: the job
+declares ``id_tokens: <id-token input>: {aud: sigstore}`` and, when the ``id-token`` input
+names another variable, :func:`prepare_id_token` copies that token to ``SIGSTORE_ID_TOKEN``
+in this process's environment (not argv, not the log).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import string
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -47,7 +55,9 @@ PREFIX = "ACR_CI_INPUT_"
 TOKEN_ENV = "ACR_CI_GITLAB_TOKEN"  # noqa: S105 - a variable name
 JOB_TOKENS = ("CI_REGISTRY_PASSWORD", "CI_JOB_TOKEN")
 """The job's own token, under the names GitLab gives it."""
-NEEDS_IMAGE = ("scan", "sync", "trigger")
+NEEDS_IMAGE = ("scan", "sync", "trigger", "sign", "attest", "verify", "accelerate")
+ID_TOKEN_ENV = "SIGSTORE_ID_TOKEN"  # noqa: S105 - a variable name
+"""Where acr-ci's keyless signing reads the job's OIDC token."""
 
 
 def var(name: str) -> str:
@@ -114,6 +124,21 @@ def inputs_from_env(env: Mapping[str, str]) -> Inputs:
     )
 
 
+def prepare_id_token(env: MutableMapping[str, str]) -> None:
+    """The ``id-token`` input (``$ACR_CI_INPUT_ID_TOKEN``) names the job's ``id_tokens:``
+    variable: its token goes to :data:`ID_TOKEN_ENV` when that is not set already. A name
+    that is not a variable name is a :class:`UsageError`; an unset variable changes nothing."""
+    name = env_get(env, var("id-token"), ID_TOKEN_ENV)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+        raise UsageError(
+            f"input id-token {name!r} is not a variable name",
+            "name the job's id_tokens: entry, e.g. SIGSTORE_ID_TOKEN",
+        )
+    token = (env.get(name) or "").strip()
+    if name != ID_TOKEN_ENV and token and not (env.get(ID_TOKEN_ENV) or "").strip():
+        env[ID_TOKEN_ENV] = token
+
+
 def _refused(sink: GitLabSink, command: str, error: AcrError) -> None:
     """Publish a job that stopped before its command ran: the error as an annotation
     (printed ``error: …`` in the log) and the dotenv report (``ACR_CI_STATUS=error``)."""
@@ -125,6 +150,7 @@ def main(environ: MutableMapping[str, str] | None = None) -> int:
     env: MutableMapping[str, str] = os.environ if environ is None else environ
     sink = GitLabSink.from_env(env)
     try:
+        prepare_id_token(env)
         inputs = inputs_from_env(env)
         statuses = parse_bool(env_get(env, var("commit-statuses"), "false"), "commit-statuses")
         code = execute(inputs, sink, environ=env)

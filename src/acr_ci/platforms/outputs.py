@@ -23,7 +23,11 @@ Values (the same meaning on every platform):
     ``succeeded``, ``failed``, ``blocked`` or ``skipped`` (nothing to do), or ``error``
     when the command itself stopped (bad usage or config);
 ``record``
-    the run record's path (``run`` only).
+    the run record's path (``run`` only);
+``accelerated_digest``
+    the digest of the first image's accelerated (eStargz) twin, from the run record's
+    ``accelerate`` step (``run``) or what ``acr-ci accelerate`` printed; ``""`` when none
+    was made.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Any, Protocol
 
 from acr_ci.errors import EXIT_BLOCKED, EXIT_OK, ConfigError
 from acr_ci.models import Status
-from acr_ci.record import RunRecord, ScanDetail, StepRecord
+from acr_ci.record import AccelerateDetail, RunRecord, ScanDetail, StepRecord
 
 
 class Level(enum.StrEnum):
@@ -83,6 +87,8 @@ class Results:
     annotations: tuple[Annotation, ...] = ()
     reports: Mapping[str, str] = field(default_factory=dict)
     """Report files written: ``container_scanning``, ``sarif``, ``scan_json`` → path."""
+    accelerated_digest: str = ""
+    """The first accelerated twin's digest (see the module doc)."""
 
     @property
     def image_url(self) -> str:
@@ -99,6 +105,7 @@ class Results:
             "status": self.status,
             "exit-code": str(self.exit_code),
             "record": self.record,
+            "accelerated-digest": self.accelerated_digest,
         }
 
 
@@ -133,6 +140,7 @@ def from_record(record: RunRecord, *, path: str, summary: str = "") -> Results:
     images: list[str] = []
     tags: list[str] = []
     digest = ""
+    twin = ""
     notes: list[Annotation] = []
     for img in record.images:
         if img.digest:
@@ -141,6 +149,12 @@ def from_record(record: RunRecord, *, path: str, summary: str = "") -> Results:
             tags.extend(f"{img.image}:{t}" for t in img.tags)
         for step in img.steps:
             notes.extend(_step_annotations(img.rule, step))
+            if (
+                not twin
+                and step.status is Status.SUCCEEDED
+                and isinstance(step.detail, AccelerateDetail)
+            ):
+                twin = step.detail.digest
     status = str(record.status)
     return Results(
         command="run",
@@ -153,6 +167,7 @@ def from_record(record: RunRecord, *, path: str, summary: str = "") -> Results:
         record=path,
         summary=summary,
         annotations=tuple(notes),
+        accelerated_digest=twin,
     )
 
 
@@ -246,6 +261,26 @@ def from_scan(
         status=status_for(exit_code),
         annotations=tuple(notes),
         reports=dict(reports),
+    )
+
+
+def from_accelerate(stdout: str, image: str, *, exit_code: int) -> Results:
+    """``acr-ci accelerate``: the twin's digest, the last line it printed (``sha256:…``;
+    anything else counts as none). ``digest`` and ``images`` name the twin too."""
+    from acr_ci.registry.reference import Reference, valid_digest
+
+    lines = stdout.strip().splitlines()
+    last = lines[-1].strip() if lines and exit_code == EXIT_OK else ""
+    if not valid_digest(last):
+        return from_exit("accelerate", exit_code)
+    repo = Reference.parse(image, what="accelerate image").name
+    return Results(
+        command="accelerate",
+        exit_code=exit_code,
+        digest=last,
+        images=(f"{repo}@{last}",),
+        status=status_for(exit_code),
+        accelerated_digest=last,
     )
 
 

@@ -8,7 +8,8 @@ reads as empty in a later job's shell too).
 
 Variables: ``ACR_CI_DIGEST``, ``ACR_CI_IMAGE`` (the first ``repo@digest``),
 ``ACR_CI_IMAGES``, ``ACR_CI_TAGS``, ``ACR_CI_IMAGE_URL``, ``ACR_CI_BLOCKED``,
-``ACR_CI_STATUS``, ``ACR_CI_EXIT_CODE``, ``ACR_CI_RECORD``.
+``ACR_CI_STATUS``, ``ACR_CI_EXIT_CODE``, ``ACR_CI_RECORD``, ``ACR_CI_ACCELERATED_DIGEST``
+(the first accelerated twin's digest).
 
 The job's ``record`` artifact (``$ACR_CI_INPUT_RECORD``): ``acr-ci run`` writes the run
 record there; after any other command the sink writes the job's outputs there instead
@@ -53,6 +54,7 @@ def dotenv_values(results: Results) -> dict[str, str]:
         "STATUS": results.status,
         "EXIT_CODE": str(results.exit_code),
         "RECORD": results.record,
+        "ACCELERATED_DIGEST": results.accelerated_digest,
     }
     return {PREFIX + k: v for k, v in values.items() if v}
 

@@ -11,6 +11,7 @@ Results (strings; Tekton Chains reads ``IMAGE_URL``/``IMAGE_DIGEST`` and ``IMAGE
 ``TAGS``          every ``repo:tag``, comma-separated
 ``BLOCKED``       ``true``/``false``                ``STATUS``     the run's status
 ``RECORD``        the run record's path             ``EXIT_CODE``  the command's exit code
+``ACCELERATED_DIGEST``  the first accelerated (eStargz) twin's digest
 
 A build that did not push (``push: "false"``) writes no ``IMAGE_URL``, ``IMAGE_DIGEST`` or
 ``IMAGES``: Chains would sign an image that is not in the registry (:attr:`TektonSink.pushed`).
@@ -45,6 +46,7 @@ def result_values(results: Results) -> dict[str, str]:
         "STATUS": results.status,
         "RECORD": results.record,
         "EXIT_CODE": str(results.exit_code),
+        "ACCELERATED_DIGEST": results.accelerated_digest,
     }
 
 
