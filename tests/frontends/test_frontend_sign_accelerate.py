@@ -398,3 +398,47 @@ def test_accelerate_through_the_action_and_the_component_outputs_the_twins_diges
     assert values["ACR_CI_ACCELERATED_DIGEST"] == served
     job = json.loads((tmp_path / "gl-record.json").read_text())
     assert job["outputs"]["accelerated-digest"] == served
+
+
+@pytest.mark.parametrize("name", ["acr-ci-run", "acr-ci-sign"])
+def test_tasks_take_the_key_from_an_optional_secret_only(name: str) -> None:
+    spec = load_yaml(ROOT / "tekton" / "task" / name / "0.1" / f"{name}.yaml")["spec"]
+    (only,) = spec["steps"]
+    secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in only["env"] if "valueFrom" in e}
+    assert secret["ACR_CI_SIGNING_KEY"] == {
+        "name": "$(params.signing-secret)", "key": "$(params.signing-key)", "optional": True}
+    assert secret["ACR_CI_SIGNING_PASSWORD"]["key"] == "$(params.signing-password-key)"
+    assert not [p for p in spec["params"] if re.search(r"private|pem", p["name"])]
+
+
+@pytest.mark.registry
+@pytest.mark.e2e
+def test_sign_task_signs_and_attests_with_the_secrets_key(
+    pushed: tuple[str, str], tmp_path: Path
+) -> None:
+    """The acr-ci-sign step, run as Tekton would (the Secret's value in its env only): the
+    image gets its .sig and .att; without the Secret, the step fails saying the key is unset."""
+    from tests.frontends.test_frontend_tekton import run_task
+
+    ref, digest = pushed
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    source = tmp_path / "source"
+    source.mkdir()
+    params = {"images": f"{ref.rsplit(':', 1)[0]}@{digest}", "attest": "true",
+              "ref": "refs/heads/main", "sha": SHA, "time": "2026-11-23T12:00:00Z"}
+    proc, results = run_task("acr-ci-sign", params, source, tmp_path,
+                             secrets={("acr-ci-signing", "cosign.key"): pem})
+    assert proc.returncode == 0, proc.stderr
+    assert results["STATUS"] == "succeeded"
+    body = "".join(l for l in pem.splitlines() if not l.startswith("-----"))
+    assert body[:40] not in proc.stdout + proc.stderr
+    with Client() as client:
+        tags = set(client.list_tags(Reference.parse(ref)))
+    hexd = digest.split(":", 1)[1]
+    assert {f"sha256-{hexd}.sig", f"sha256-{hexd}.att"} <= tags
+    (tmp_path / "again").mkdir()
+    proc, results = run_task("acr-ci-sign", {"image": ref}, source, tmp_path / "again")
+    assert proc.returncode != 0 and results["STATUS"] in ("failed", "error")
+    assert "ACR_CI_SIGNING_KEY is not set" in proc.stderr

@@ -54,8 +54,8 @@ HUB_CATEGORIES = frozenset({  # Tekton Hub's list (tektoncd/hub config.yaml)
 
 
 def test_catalog_layout() -> None:
-    assert set(TASKS) == {"acr-ci-build", "acr-ci-merge", "acr-ci-run", "acr-ci-scan", "acr-ci-sync",
-                          "acr-ci-trigger"}
+    assert set(TASKS) == {"acr-ci-build", "acr-ci-merge", "acr-ci-run", "acr-ci-scan", "acr-ci-sign",
+                          "acr-ci-sync", "acr-ci-trigger"}
     assert PIPELINES == sorted([PIPELINE, MULTI_ARCH])
     for name, path in TASKS.items():
         assert path.name == f"{name}.yaml"
