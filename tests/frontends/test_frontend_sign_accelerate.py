@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -202,10 +203,10 @@ def test_accelerated_digest_from_the_record_reaches_every_sink(
     # GitHub: a step output; GitLab: the dotenv report; Tekton: the declared result
     out = tmp_path / "github-output"
     out.write_text("")
-    GitHubSink(output_file=out, summary_file=None, stream=open(os.devnull, "w")).publish(results)  # noqa: SIM115
+    GitHubSink(output_file=out, summary_file=None, stream=io.StringIO()).publish(results)
     assert read_github_outputs(out.read_text())["accelerated-digest"] == expected
     dotenv = tmp_path / "acr-ci.env"
-    GitLabSink(dotenv=dotenv, stream=open(os.devnull, "w")).publish(results)  # noqa: SIM115
+    GitLabSink(dotenv=dotenv, stream=io.StringIO()).publish(results)
     values = dict(line.split("=", 1) for line in dotenv.read_text().splitlines())
     assert values.get("ACR_CI_ACCELERATED_DIGEST", "") == expected
     result = tmp_path / "results" / "ACCELERATED_DIGEST"
@@ -350,7 +351,7 @@ def test_sign_then_verify_through_the_action_reads_the_key_from_env_only(
     env = step_env(tmp_path, "sign", command="sign", image=ref)
     assert gh.main(env) == EXIT_OK
     stdout, stderr = capsys.readouterr()
-    body = "".join(l for l in pem.splitlines() if not l.startswith("-----"))
+    body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
     for text in (stdout, stderr, Path(env["GITHUB_OUTPUT"]).read_text()):
         assert body[:40] not in text and "PRIVATE KEY" not in text
     # the signature is where cosign looks for it, by digest
@@ -432,7 +433,7 @@ def test_sign_task_signs_and_attests_with_the_secrets_key(
                              secrets={("acr-ci-signing", "cosign.key"): pem})
     assert proc.returncode == 0, proc.stderr
     assert results["STATUS"] == "succeeded"
-    body = "".join(l for l in pem.splitlines() if not l.startswith("-----"))
+    body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
     assert body[:40] not in proc.stdout + proc.stderr
     with Client() as client:
         tags = set(client.list_tags(Reference.parse(ref)))
