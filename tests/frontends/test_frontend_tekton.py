@@ -570,12 +570,18 @@ def test_run_task_runs_the_chain_and_a_build_without_push_gives_chains_nothing(
     shutil.copytree(ROOT / "examples" / "hello", source / "hello")
     image = f"{registry.host}/demo/tekton-run"
     write_config(source, image, base=busybox_base.ref)
+    # accelerate: "true" without accelerate: in the config: the twins, and their digest
     proc, results = run_task("acr-ci-run", {"ref": "refs/heads/main", "sha": SHA, "time": TIME,
-                                            "record": "out/record.json"}, source, tmp_path)
+                                            "record": "out/record.json", "accelerate": "true"},
+                             source, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     digest = digest_at(registry, "demo/tekton-run", "latest")
     assert digest is not None and digest_at(registry, "demo/tekton-run", SHA[:6]) == digest
+    twin = digest_at(registry, "demo/tekton-run", "latest_accelerated")
+    assert twin is not None and twin != digest
+    assert digest_at(registry, "demo/tekton-run", f"{SHA[:6]}_accelerated") == twin
     assert results == {
+        "ACCELERATED_DIGEST": twin,
         "IMAGE_DIGEST": digest,
         "IMAGE_URL": f"{image}:latest",
         "IMAGES": f"{image}@{digest}",
