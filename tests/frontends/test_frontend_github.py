@@ -635,3 +635,39 @@ def test_runner_contract_multi_runner_inputs_reach_the_front_end(
     errors = [line for line in p.stdout.splitlines() if line.startswith("::error ")]
     assert len(errors) == 1 and "input merge: 'digests/*.jsonl' matches no file" in errors[0], errors
     assert "acr-ci merge" not in p.stderr
+
+
+@pytest.mark.registry
+@pytest.mark.e2e
+def test_runner_contract_signing_key_from_the_steps_env_never_an_input(
+    registry: RegistryServer, tmp_path: Path, runner_temp: Path
+) -> None:
+    """``env: ACR_CI_SIGNING_KEY: ${{ secrets.… }}`` on the step (the job env the runner
+    gives the composite action's steps): ``command: sign`` signs by digest, and the key is
+    in no ``INPUT_*`` variable and in no output."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from tests.support.layout import make_layout
+
+    from acr_ci.registry import Client, Reference
+
+    layout = make_layout(tmp_path / "layout", seed=31)
+    ref = f"{registry.host}/action/signed:1.0"
+    with Client() as client:
+        digest = client.push_layout(layout.path, Reference.parse(ref), ["1.0"]).digest
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    runner = job(tmp_path, workspace, runner_temp, {"command": "sign", "image": ref})
+    runner.env["ACR_CI_SIGNING_KEY"] = pem
+    p = runner.run()
+    assert p.returncode == 0, p.stdout + p.stderr
+    env = p.step_env["acr"]
+    assert env["ACR_CI_SIGNING_KEY"] == pem
+    assert not [k for k, v in env.items() if k.startswith("INPUT_") and "PRIVATE KEY" in v]
+    body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
+    assert body[:40] not in p.stdout + p.stderr + json.dumps(p.outputs)
+    assert p.outputs["status"] == "succeeded"
+    assert digest_at(registry, "action/signed", f"sha256-{digest.split(':', 1)[1]}.sig")
