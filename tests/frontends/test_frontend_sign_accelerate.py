@@ -443,3 +443,25 @@ def test_sign_task_signs_and_attests_with_the_secrets_key(
     proc, results = run_task("acr-ci-sign", {"image": ref}, source, tmp_path / "again")
     assert proc.returncode != 0 and results["STATUS"] in ("failed", "error")
     assert "ACR_CI_SIGNING_KEY is not set" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("stdout", "code", "expected"),
+    [
+        pytest.param(f"{D_TWIN}\n", 0, D_TWIN, id="digest"),
+        pytest.param(f"note\n{D_TWIN}\n\n", 0, D_TWIN, id="last-line"),
+        pytest.param("sha256:abc\n", 0, "", id="not-a-digest"),
+        pytest.param(f"{D_TWIN}\n::set-output name=x::y\n", 0, "", id="not-last"),
+        pytest.param(f"{D_TWIN}\n", 1, "", id="failed"),
+        pytest.param("", 0, "", id="nothing"),
+    ],
+)
+def test_accelerate_commands_digest_is_only_a_well_formed_last_line(
+    stdout: str, code: int, expected: str
+) -> None:
+    from acr_ci.platforms import outputs
+
+    got = outputs.from_accelerate(stdout, IMG, exit_code=code)
+    assert got.accelerated_digest == got.digest == expected
+    assert got.images == ((f"registry.example/team/app@{expected}",) if expected else ())
+    assert got.status == ("succeeded" if code == 0 else "failed")
