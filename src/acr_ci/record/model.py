@@ -17,7 +17,9 @@ from acr_ci.text import LINE_LIMIT, clean_remote
 
 RECORD_KIND = "acr-ci/run-record"
 RECORD_VERSION = 1
-STEP_NAMES = ("build", "merge", "push", "scan", "accelerate", "sync", "trigger")
+STEP_NAMES = (
+    "build", "merge", "push", "scan", "accelerate", "sign", "attest", "sync", "trigger",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ class StepRecord:
     finished: datetime
     """When it ended (timezone-aware)."""
     name: str | None = None
-    """The sync destination's or trigger's name (``None`` for the other steps)."""
+    """The sync destination's or trigger's name; for ``sign`` and ``attest`` what it is
+    about (``index``, a platform, ``provenance``, ``sbom linux/amd64``); else ``None``."""
     reason: str | None = None
     """One line: why it failed, was blocked or skipped."""
     detail: StepDetail = field(default_factory=NoDetail)
