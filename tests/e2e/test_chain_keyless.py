@@ -125,7 +125,11 @@ sync:
         assert detail.where == detail.subject.replace(":", "-")  # the fallback tag
     path = tmp_path / "record.json"
     record_mod.write(record, path)
-    validate_file(path)
+    written = validate_file(path)
+    [entry] = written["images"]  # type: ignore[misc]
+    # the identity is written whole (the record cuts other URLs to their origin)
+    assert {s["detail"]["identity"] for s in entry["steps"] if s["step"] == "sign"} == {SUBJECT}
+    assert record_mod.read(path).to_json() == written
 
     index = json.loads(get_manifest(registry, "team/keyless", digest) or b"{}")
     children = [m["digest"] for m in index["manifests"]]
