@@ -217,8 +217,20 @@ def test_acr_ci_sign_keyless_and_no_token(
             "--trust-config", str(sigstore_standin.trust_config))
     assert r.returncode == 0, r.stderr
 
+    # acr-ci attest keyless: the provenance as a bundle referrer, verified with --attestations
+    r = acr("attest", image, "--config", str(cfg), "--ref", "main", "--sha", "ab" * 20,
+            env={"SIGSTORE_ID_TOKEN": sigstore_standin.token(SUBJECT)})
+    assert r.returncode == 0, r.stderr
+    [provenance] = [b for b in bundle_referrers(registry, "team/cli", digest)
+                    if b["manifest"]["annotations"]["dev.sigstore.bundle.predicateType"].endswith("provenance/v1")]
+    statement = independently_verified(provenance["bundle"], sigstore_standin.trust_config, tmp_path)
+    assert statement["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"] == {"gitCommit": "ab" * 20}
+    r = acr("verify", image, "--certificate-identity", SUBJECT, "--certificate-oidc-issuer", ISSUER,
+            "--attestations", env={"ACR_CI_SIGSTORE_TRUST_CONFIG": str(sigstore_standin.trust_config)})
+    assert r.returncode == 0, r.stderr
+
     # no token: one line with what to set up, nothing attached
     r = acr("sign", image, "--config", str(cfg), env={"SIGSTORE_ID_TOKEN": ""})
     assert r.returncode == 1
     assert "no OIDC identity token" in r.stderr and "id-token: write" in r.stderr
-    assert len(bundle_referrers(registry, "team/cli", digest)) == 1
+    assert len(bundle_referrers(registry, "team/cli", digest)) == 2
