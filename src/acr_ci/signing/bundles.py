@@ -29,7 +29,7 @@ import binascii
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,12 +84,9 @@ def trust_config_path(
 class KeylessSigner:
     """A CI's OIDC identity token and the Sigstore instance to sign with."""
 
-    token: str = ""
+    token: str = field(default="", repr=False)
     """The OIDC token (never shown: ``repr`` leaves it out)."""
     trust_config: Path | None = None
-
-    def __repr__(self) -> str:
-        return f"KeylessSigner(trust_config={self.trust_config!r})"
 
     @classmethod
     def from_env(
@@ -120,8 +117,8 @@ def bundle_identity(bundle: bytes) -> tuple[str, str]:
 
     try:
         doc = loads_bounded(bundle, what="the Sigstore bundle", max_bytes=MAX_BUNDLE)
-        material = doc.get("verificationMaterial") or {} if isinstance(doc, dict) else {}
-        cert = material.get("certificate") or {}
+        material = (doc.get("verificationMaterial") if isinstance(doc, dict) else None) or {}
+        cert = material.get("certificate") or {}  # v0.3; v0.1/0.2 carry a chain
         if not cert and isinstance(material.get("x509CertificateChain"), dict):
             cert = (material["x509CertificateChain"].get("certificates") or [{}])[0]
         der = base64.b64decode(str(cert.get("rawBytes", "")), validate=True)
