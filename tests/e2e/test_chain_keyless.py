@@ -234,3 +234,36 @@ def test_acr_ci_sign_keyless_and_no_token(
     assert r.returncode == 1
     assert "no OIDC identity token" in r.stderr and "id-token: write" in r.stderr
     assert len(bundle_referrers(registry, "team/cli", digest)) == 2
+
+
+def test_keyless_run_without_a_token_fails_the_sign_step(
+    registry: RegistryServer,
+    oci_layout_factory: Callable[..., Layout],
+    sigstore_standin: SigstoreStandin,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("SIGSTORE_ID_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    before = sigstore_standin.requests_served()
+    project = tmp_path / "project"
+    (project / "app").mkdir(parents=True)
+    (project / "app" / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
+    cfg = write_config(
+        project,
+        f"""version: 1
+image: {registry.host}/team/notoken
+build:
+  rules:
+    - {{name: main, type: branch, match: main, context: app, tags: [v1]}}
+sign: {{keyless: true, trust_config: {sigstore_standin.trust_config}}}
+""",
+    )
+    record = run(cfg, LayoutBuilder({"main": oci_layout_factory(seed=403).path}))
+    assert record.exit_code == 1
+    [image] = record.images
+    [sign] = [s for s in image.steps if s.step == "sign"]
+    assert sign.status is Status.FAILED and sign.name == "index"
+    assert sign.reason is not None and "no OIDC identity token" in sign.reason
+    assert sigstore_standin.requests_served() == before  # nothing was asked of Sigstore
+    assert get_manifest(registry, "team/notoken", "v1") is not None  # the image stays
