@@ -12,7 +12,7 @@ image's tags are checked before the first push (a conflict fails that image's pu
 failing fast it stops the run before any tag moved); every image is pushed; then each
 image goes through the scan gate, its accelerated twin (with ``accelerate:``; mirrors then
 carry ``TAG`` + suffix beside ``TAG``), its signatures (with ``sign:``: the index and each
-platform manifest, one ``sign`` step each) and attestations (with ``attest:``: SLSA
+platform manifest, and so its accelerated twin; one ``sign`` step each) and attestations (with ``attest:``: SLSA
 provenance of the index, an SBOM per platform; one ``attest`` step each), its mirrors
 (which carry the signatures along) and its triggers. Each stage is another module's
 public API: :mod:`acr_ci.build` (a :class:`~acr_ci.build.Builder`, injectable),
@@ -83,6 +83,7 @@ if TYPE_CHECKING:
     from acr_ci.build import Builder, BuildResult
     from acr_ci.merge import MergedIndex
     from acr_ci.registry.client import Client
+    from acr_ci.registry.reference import Reference
     from acr_ci.scan.engine import ScanEngine as Engine
     from acr_ci.scan.service import ScanOutcome
     from acr_ci.signing.sign import SignResult
@@ -658,7 +659,13 @@ class Chain:
             self._unsigned(image, "sign", "index", at, signer)
             return
         pushed = Reference.parse(plan.image, what="image").with_digest(image.digest)
-        for label, target in sign_targets(pushed, self._platforms(image)):
+        targets = sign_targets(pushed, self._platforms(image))
+        if image.twin is not None:  # the accelerated twin is pushed under tags too: signed
+            targets += [
+                (f"accelerated {label}", ref)
+                for label, ref in self._twin_targets(pushed.with_digest(image.twin[0]))
+            ]
+        for label, target in targets:
             started = self.clock()
             try:
                 result = signer.sign(self.client, target)
@@ -667,6 +674,18 @@ class Chain:
                 self._unsigned(image, "sign", label, started, error_reason(e))
                 return
             self._signed(image, "sign", label, started, result)
+
+    def _twin_targets(self, twin: Reference) -> list[tuple[str, Reference]]:
+        """The twin's index and platform manifests (its index is read; unreadable: the
+        index alone, and signing it will say why)."""
+        from acr_ci.signing.stage import sign_targets
+
+        try:
+            children = self.client.get_manifest(twin).children()
+        except EXPECTED:
+            children = []
+        platforms = {str(c.platform): c.digest for c in children if c.platform is not None}
+        return sign_targets(twin, platforms)
 
     def attest(self, plan: BuildPlan, image: _Image) -> None:
         """With ``attest:``: SLSA provenance of the index, a CycloneDX SBOM per platform

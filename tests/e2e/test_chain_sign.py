@@ -288,3 +288,50 @@ sync:
     path = tmp_path / "record.json"
     record_mod.write(record, path)
     validate_file(path)
+
+
+def test_the_accelerated_twin_is_signed_and_its_signature_mirrored(
+    registry: RegistryServer,
+    registry_factory: Callable[..., RegistryServer],
+    oci_layout_factory: Callable[..., Layout],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = new_key()
+    pub = write_pub(key, tmp_path / "k.pub")
+    monkeypatch.setenv("TEST_SIGNING_KEY", pkcs8_pem(key))
+    mirror = registry_factory("plain")
+    project = tmp_path / "project"
+    (project / "app").mkdir(parents=True)
+    (project / "app" / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
+    cfg = write_config(
+        project,
+        f"""version: 1
+image: {registry.host}/team/twin
+accelerate:
+  suffix: _accelerated
+build:
+  rules:
+    - {{name: main, type: branch, match: main, context: app, tags: [v1]}}
+sign:
+  key_env: TEST_SIGNING_KEY
+sync:
+  - name: m
+    to: {mirror.host}/m
+""",
+    )
+    record = run(cfg, LayoutBuilder({"main": write_layout(tmp_path / "layout")}))
+    assert record.exit_code == 0, [(s.step, s.name, s.reason) for i in record.images for s in i.steps]
+    [image] = record.images
+    names = [s.name for s in image.steps if s.step == "sign"]
+    assert names == [
+        "index", "linux/amd64", "linux/arm64",
+        "accelerated index", "accelerated linux/amd64", "accelerated linux/arm64",
+    ]  # fmt: skip
+    [twin] = [s.detail for s in image.steps if s.step == "accelerate"]
+    signed = {s.name: s.detail for s in image.steps if s.step == "sign"}
+    assert signed["accelerated index"].subject == twin.digest  # type: ignore[union-attr]
+    [(payload, signature)] = independent_signatures(mirror, "m/twin", twin.digest)  # type: ignore[union-attr]
+    assert verifies(key, signature, payload)
+    r = acr("verify", f"{mirror.host}/m/twin:v1_accelerated", "--key", str(pub))
+    assert r.returncode == 0, r.stderr
