@@ -1,4 +1,5 @@
-"""The delivery chain: plan → build → push → scan gate → accelerate → sync → triggers.
+"""The delivery chain: plan → build → push → scan gate → accelerate → sign → attest → sync →
+triggers.
 
 :func:`run_chain` walks every :class:`~acr_ci.models.BuildPlan` the rules give for a ref
 and returns a :class:`~acr_ci.record.RunRecord`; the CLI writes it and prints
@@ -10,7 +11,10 @@ The phases: every image is built; then, with ``immutable_tags: true``, every bui
 image's tags are checked before the first push (a conflict fails that image's push; when
 failing fast it stops the run before any tag moved); every image is pushed; then each
 image goes through the scan gate, its accelerated twin (with ``accelerate:``; mirrors then
-carry ``TAG`` + suffix beside ``TAG``), its mirrors and its triggers. Each stage is another module's
+carry ``TAG`` + suffix beside ``TAG``), its signatures (with ``sign:``: the index and each
+platform manifest, and so its accelerated twin; one ``sign`` step each) and attestations (with ``attest:``: SLSA
+provenance of the index, an SBOM per platform; one ``attest`` step each), its mirrors
+(which carry the signatures along) and its triggers. Each stage is another module's
 public API: :mod:`acr_ci.build` (a :class:`~acr_ci.build.Builder`, injectable),
 :mod:`acr_ci.registry` (push, immutable-tag check), :mod:`acr_ci.scan.service`,
 :mod:`acr_ci.sync`, :mod:`acr_ci.triggers`.
@@ -21,9 +25,11 @@ Rules:
   the later steps *of its image* (they are recorded ``skipped``
   with the reason); other rules' images go on;
 * the scan gate blocking an image (blocking mode) records the scan step ``blocked``; a
-  blocked image is never synced or triggered. In ``non-blocking`` mode a verdict that
+  blocked image is never signed, attested, synced or triggered. In ``non-blocking`` mode a verdict that
   would block is recorded (``detail.would_block``) and the chain goes on;
 * without a ``scan:`` section the scan step is ``skipped``;
+* a signature or attestation that fails is a failed step: the image stays pushed, but it
+  is not mirrored or announced unsigned (its later steps are skipped);
 * sync failures and trigger failures are reported; they never undo the push, and they
   stop nothing else: a dead mirror fails alone (the other mirrors and the triggers still
   run), a dead webhook fails alone;
@@ -44,11 +50,11 @@ import enum
 import logging
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from acr_ci.config.model import Config, ScanEngine, ScanMode
 from acr_ci.errors import EXPECTED_ERRORS as EXPECTED
@@ -65,6 +71,7 @@ from acr_ci.record import (
     PushDetail,
     RunRecord,
     ScanDetail,
+    SignDetail,
     StepDetail,
     StepRecord,
     SyncDetail,
@@ -76,8 +83,11 @@ if TYPE_CHECKING:
     from acr_ci.build import Builder, BuildResult
     from acr_ci.merge import MergedIndex
     from acr_ci.registry.client import Client
+    from acr_ci.registry.reference import Reference
     from acr_ci.scan.engine import ScanEngine as Engine
     from acr_ci.scan.service import ScanOutcome
+    from acr_ci.signing.sign import SignResult
+    from acr_ci.signing.stage import Signer
     from acr_ci.sync import SyncResult
     from acr_ci.triggers import Sender, TriggerResult
 
@@ -233,6 +243,8 @@ class Chain:
         self.out = parts.log
         self._workdir = parts.workdir
         self._gitlab_scans: list[ScanOutcome] = []
+        self._signer: Signer | str | None = None
+        """Made at the first image to sign: the signer, or why there is none."""
 
     # -- small helpers ------------------------------------------------------------------
 
@@ -258,9 +270,11 @@ class Chain:
         *,
         reason: str | None = None,
         detail: StepDetail | None = None,
+        label: str | None = None,
     ) -> StepRecord:
         return StepRecord(
             step=name,
+            name=label,
             status=status,
             started=started,
             finished=self.clock(),
@@ -331,6 +345,8 @@ class Chain:
             for image in images:
                 self.scan(image.plan, image)
                 self.accelerate(image.plan, image)
+                self.sign(image.plan, image)
+                self.attest(image.plan, image)
                 self.sync(image.plan, image)
                 self.trigger(image.plan, image)
         record = RunRecord(
@@ -587,6 +603,147 @@ class Chain:
         )
         image.add(self._step("accelerate", at, Status.SUCCEEDED, detail=detail))
         self.say(plan, f"accelerated {plan.image}@{result.digest} as {', '.join(result.tags)}")
+
+    def signer(self) -> Signer | str:
+        """The run's signer (made once, from ``sign:``), or why there is none."""
+        if self._signer is None:
+            from acr_ci.signing.stage import signer_for
+
+            assert self.config.sign is not None
+            try:
+                self._signer = signer_for(self.config.sign, Path(self.config.path).parent)
+            except EXPECTED as e:
+                self._signer = error_reason(e)
+        return self._signer
+
+    def _platforms(self, image: _Image) -> dict[str, str]:
+        if image.merged is not None:
+            return dict(image.merged.platforms)
+        return dict(image.built.platforms) if image.built is not None else {}
+
+    def _signed(self, image: _Image, step: str, label: str, at: datetime, r: SignResult) -> None:
+        detail = SignDetail(
+            subject=r.digest,
+            kind=r.kind,
+            where=r.tag,
+            manifest=r.manifest_digest or r.layer_digest,
+            layer=r.layer_digest,
+            key=r.key or None,
+            identity=r.identity,
+            predicate_type=r.predicate_type,
+            added=r.added,
+        )
+        image.add(self._step(step, at, Status.SUCCEEDED, detail=detail, label=label))
+        by = r.identity or r.key
+        self.say(image.plan, f"{step} {label}: {r.kind} in {r.tag}" + (f" ({by})" if by else ""))
+
+    def _unsigned(self, image: _Image, step: str, label: str, at: datetime, reason: str) -> None:
+        self.say(image.plan, f"{step} {label} failed: {reason}")
+        image.add(self._step(step, at, Status.FAILED, reason=reason, label=label))
+
+    def sign(self, plan: BuildPlan, image: _Image) -> None:
+        """With ``sign:``: sign the pushed index and each platform manifest by digest (a
+        blocked or failed image is not signed: skipped)."""
+        if self.config.sign is None:
+            return
+        at = self.clock()
+        if image.stop or image.digest is None:
+            reason = image.stop or "not pushed"
+            image.add(StepRecord.skipped("sign", reason, name="index", at=at))
+            return
+        from acr_ci.registry.reference import Reference
+        from acr_ci.signing.stage import sign_targets
+
+        signer = self.signer()
+        if isinstance(signer, str):
+            self._unsigned(image, "sign", "index", at, signer)
+            return
+        pushed = Reference.parse(plan.image, what="image").with_digest(image.digest)
+        targets = sign_targets(pushed, self._platforms(image))
+        if image.twin is not None:  # the accelerated twin is pushed under tags too: signed
+            targets += [
+                (f"accelerated {label}", ref)
+                for label, ref in self._twin_targets(pushed.with_digest(image.twin[0]))
+            ]
+        for label, target in targets:
+            started = self.clock()
+            try:
+                result = signer.sign(self.client, target)
+            except EXPECTED as e:
+                log.debug("signing %s failed", target, exc_info=True)
+                self._unsigned(image, "sign", label, started, error_reason(e))
+                return
+            self._signed(image, "sign", label, started, result)
+
+    def _twin_targets(self, twin: Reference) -> list[tuple[str, Reference]]:
+        """The twin's index and platform manifests (its index is read; unreadable: the
+        index alone, and signing it will say why)."""
+        from acr_ci.signing.stage import sign_targets
+
+        try:
+            children = self.client.get_manifest(twin).children()
+        except EXPECTED:
+            children = []
+        platforms = {str(c.platform): c.digest for c in children if c.platform is not None}
+        return sign_targets(twin, platforms)
+
+    def attest(self, plan: BuildPlan, image: _Image) -> None:
+        """With ``attest:``: SLSA provenance of the index, a CycloneDX SBOM per platform
+        manifest (attested, and as a plain referrer), each one ``attest`` step."""
+        wanted = self.config.attest
+        if wanted is None or self.config.sign is None or not (wanted.provenance or wanted.sbom):
+            return
+        at = self.clock()
+        if image.stop or image.digest is None:
+            image.add(StepRecord.skipped("attest", image.stop or "not pushed", at=at))
+            return
+        from acr_ci.registry.reference import Reference
+        from acr_ci.signing import stage
+
+        signer = self.signer()
+        if isinstance(signer, str):
+            self._unsigned(image, "attest", "provenance", at, signer)
+            return
+        pushed = Reference.parse(plan.image, what="image").with_digest(image.digest)
+        platforms = self._platforms(image)
+        if wanted.provenance:
+            started = self.clock()
+            try:
+                from acr_ci.signing.provenance import PREDICATE_TYPE
+
+                config_dir = Path(self.config.path).resolve().parent
+                names = stage.dockerfile_base_images(plan, config_dir)
+                predicate = stage.provenance_for(
+                    self.config,
+                    self.ref,
+                    plan,
+                    tuple(platforms),
+                    stage.resolved_base_images(self.client, names),
+                )
+                result = signer.attest(self.client, pushed, PREDICATE_TYPE, predicate)
+            except EXPECTED as e:
+                log.debug("provenance of %s failed", plan.rule, exc_info=True)
+                self._unsigned(image, "attest", "provenance", started, error_reason(e))
+                return
+            self._signed(image, "attest", "provenance", started, result)
+        if wanted.sbom:
+            from acr_ci.signing.sbom import attest_sboms
+
+            def attest_with(ref: Reference, ptype: str, doc: Mapping[str, Any]) -> SignResult:
+                assert not isinstance(signer, str)
+                return signer.attest(self.client, ref, ptype, doc)
+
+            for label, target in stage.sign_targets(pushed, platforms)[1:] or [("index", pushed)]:
+                started = self.clock()
+                try:
+                    results = attest_sboms(self.client, target, None, attest=attest_with)
+                except EXPECTED as e:
+                    log.debug("SBOM of %s failed", target, exc_info=True)
+                    self._unsigned(image, "attest", f"sbom {label}", started, error_reason(e))
+                    return
+                for r in results:
+                    name = "sbom referrer" if r.kind == "sbom referrer" else "sbom"
+                    self._signed(image, "attest", f"{name} {label}", started, r)
 
     def sync(self, plan: BuildPlan, image: _Image) -> None:
         rules = self.config.sync

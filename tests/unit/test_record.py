@@ -398,3 +398,38 @@ def test_build_cache_round_trips_and_older_records_read_without_it() -> None:
     back = RunRecord.from_json(doc)
     assert back.plans[0].cache is None
     assert back.to_json()["images"][0]["steps"][0]["detail"]["cache"] is None
+
+
+def test_sign_and_attest_steps_round_trip_validate_and_get_columns() -> None:
+    from acr_ci.record import NoDetail, SignDetail, summary_markdown, validate
+
+    other = "sha256:" + "ef" * 32
+    keyed = SignDetail(subject=DIGEST, kind="signature", where="sha256-" + "cd" * 32 + ".sig",
+                       manifest=other, layer=other, key="sha256:" + "12" * 32)
+    keyless = SignDetail(subject=DIGEST, kind="attestation", where="sha256-" + "cd" * 32,
+                         manifest=other, layer=other, identity="https://ci.example/wf@refs/heads/main",
+                         predicate_type="https://slsa.dev/provenance/v1")
+    steps = (
+        *full_steps()[:3],
+        step("sign", Status.SUCCEEDED, name="index", detail=keyed),
+        step("sign", Status.FAILED, name="linux/arm64", reason="registry refused"),
+        step("attest", Status.SUCCEEDED, name="provenance", detail=keyless),
+        step("attest", Status.SKIPPED, reason="skipped: sign linux/arm64 failed"),
+    )
+    record = run(img(steps))
+    doc = record.to_json()
+    validate(doc)
+    back = RunRecord.from_json(doc)
+    assert back.to_json() == doc
+    got = [s.detail for s in back.images[0].steps if s.step in ("sign", "attest")]
+    assert got == [keyed, NoDetail(), keyless, NoDetail()]
+    assert record.exit_code == EXIT_FAILED
+    head = summary_markdown(record).splitlines()
+    assert any("| sign | attest |" in line for line in head)
+    # a succeeded sign step must say what it attached
+    bad = json.loads(json.dumps(doc))
+    bad["images"][0]["steps"][3]["detail"] = {}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema()).validate(bad)
+    # without sign/attest steps there are no such columns
+    assert "| sign |" not in summary_markdown(run(img(full_steps())))

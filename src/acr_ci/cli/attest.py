@@ -14,7 +14,7 @@ from acr_ci.cli.sign import (
     open_for,
     optional_config,
     print_results,
-    sign_settings,
+    signer_of,
 )
 from acr_ci.errors import EXIT_OK, UsageError
 from acr_ci.registry.access import RegistryAccess
@@ -125,8 +125,7 @@ def execute(opts: AttestOptions) -> int:
     from acr_ci.config.model import AttestConfig
     from acr_ci.registry.reference import Reference
     from acr_ci.signing import provenance
-    from acr_ci.signing.keys import load_signing_key
-    from acr_ci.signing.sign import attest_image, resolve_digest
+    from acr_ci.signing.sign import resolve_digest
 
     image = Reference.parse(opts.image, what="image")
     if (opts.predicate is None) != (opts.predicate_type is None):
@@ -134,7 +133,6 @@ def execute(opts: AttestOptions) -> int:
     _check_base_images(opts.base_images)
     predicate = _read_predicate(opts.predicate) if opts.predicate else None
     cfg = optional_config(opts.ref.config)
-    settings = sign_settings(cfg, opts.keys)
     wanted = cfg.attest if cfg is not None and cfg.attest is not None else AttestConfig()
     with_provenance = predicate is None and (
         wanted.provenance if opts.provenance is None else opts.provenance
@@ -146,13 +144,13 @@ def execute(opts: AttestOptions) -> int:
             "add --sbom, or --predicate FILE --type URI",
         )
     ref = opts.ref.detect_ref() if with_provenance else None
-    key = load_signing_key(settings.key_env, settings.password_env)
+    signer = signer_of(cfg, opts.keys)
     results = []
     with open_for(cfg, opts.access, opts.image) as client:
         pinned = resolve_digest(client, image)
         if predicate is not None:
             assert opts.predicate_type is not None
-            results.append(attest_image(client, pinned, key, opts.predicate_type, predicate))
+            results.append(signer.attest(client, pinned, opts.predicate_type, predicate))
         if with_provenance:
             assert ref is not None
             manifest = client.get_manifest(pinned)
@@ -164,14 +162,19 @@ def execute(opts: AttestOptions) -> int:
                 base_images=opts.base_images,
             )
             results.append(
-                attest_image(
-                    client, pinned, key, provenance.PREDICATE_TYPE, provenance.predicate(prov)
-                )
+                signer.attest(client, pinned, provenance.PREDICATE_TYPE, provenance.predicate(prov))
             )
         if with_sbom:
             from acr_ci.signing.sbom import attest_sboms
 
-            results.extend(attest_sboms(client, pinned, key))
+            results.extend(
+                attest_sboms(
+                    client,
+                    pinned,
+                    signer.key,
+                    attest=lambda ref, ptype, doc: signer.attest(client, ref, ptype, doc),
+                )
+            )
     print_results(results, as_json=opts.json)
     return EXIT_OK
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from acr_ci.config.model import Config, SignConfig
     from acr_ci.registry.client import Client
     from acr_ci.signing.sign import SignResult
+    from acr_ci.signing.stage import Signer
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,18 @@ def sign_settings(cfg: Config | None, keys: KeyOptions) -> SignConfig:
         key_env=keys.key_env or base.key_env,
         password_env=keys.password_env or base.password_env,
         keyless=base.keyless,
+        trust_config=base.trust_config,
     )
+
+
+def signer_of(cfg: Config | None, keys: KeyOptions) -> Signer:
+    """The key (or, with ``sign.keyless: true``, the CI's OIDC identity) to sign with."""
+    from pathlib import Path
+
+    from acr_ci.signing.stage import signer_for
+
+    base = Path(cfg.path).resolve().parent if cfg is not None else None
+    return signer_for(sign_settings(cfg, keys), base)
 
 
 def open_for(cfg: Config | None, access: RegistryAccess, image: str) -> Client:
@@ -121,9 +133,14 @@ def open_for(cfg: Config | None, access: RegistryAccess, image: str) -> Client:
 
 
 def describe(r: SignResult) -> str:
-    if not r.key:  # an unsigned referrer (the SBOM's plain OCI referrer)
+    if not r.key and not r.identity:  # an unsigned referrer (the SBOM's plain OCI referrer)
         return f"{r.image}: {r.kind} {r.manifest_digest} listed in {r.tag}"
     what = f"{r.kind} {r.predicate_type}" if r.predicate_type else r.kind
+    if r.identity:
+        return (
+            f"{r.image}: keyless {what} bundle {r.manifest_digest} listed in {r.tag} "
+            f"(identity {r.identity})"
+        )
     state = "added to" if r.added else "already in"
     return f"{r.image}: {what} {state} {r.tag} (manifest {r.manifest_digest}, key {r.key})"
 
@@ -138,19 +155,17 @@ def print_results(results: list[SignResult], *, as_json: bool) -> None:
 
 def execute(opts: SignOptions) -> int:
     from acr_ci.registry.reference import Reference
-    from acr_ci.signing.keys import load_signing_key
-    from acr_ci.signing.sign import resolve_digest, sign_image
+    from acr_ci.signing.sign import resolve_digest
 
     image = Reference.parse(opts.image, what="image")
     cfg = optional_config(opts.config)
-    settings = sign_settings(cfg, opts.keys)
-    key = load_signing_key(settings.key_env, settings.password_env)
+    signer = signer_of(cfg, opts.keys)
     with open_for(cfg, opts.access, opts.image) as client:
         pinned = resolve_digest(client, image)
-        results = [sign_image(client, pinned, key)]
+        results = [signer.sign(client, pinned)]
         if opts.recursive:
             for child in client.get_manifest(pinned).children():
-                results.append(sign_image(client, pinned.with_digest(child.digest), key))
+                results.append(signer.sign(client, pinned.with_digest(child.digest)))
     print_results(results, as_json=opts.json)
     return EXIT_OK
 

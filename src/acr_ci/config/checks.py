@@ -54,11 +54,11 @@ def check(doc: Document) -> list[ConfigProblem]:
 
 def _check_signing(doc: Document, sign: Any, attest: Any) -> Iterator[ConfigProblem]:
     if isinstance(sign, dict):
-        if sign.get("keyless") is True:
+        if sign.get("trust_config") is not None and sign.get("keyless") is not True:
             yield doc.problem(
-                ("sign", "keyless"),
-                "keyless (Sigstore) signing is not available in this acr-ci yet; "
-                "sign with a key (key_env) and remove keyless: true",
+                ("sign", "trust_config"),
+                "a Sigstore trust config is only used with keyless: true",
+                key=True,
             )
         key_env, password_env = sign.get("key_env"), sign.get("password_env")
         if isinstance(key_env, str) and key_env and key_env == password_env:

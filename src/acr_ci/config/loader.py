@@ -198,6 +198,7 @@ def build_config(file: str, d: Mapping[str, Any]) -> Config:
             key_env=sg.get("key_env", SignConfig.key_env),
             password_env=sg.get("password_env", SignConfig.password_env),
             keyless=sg.get("keyless", False),
+            trust_config=sg.get("trust_config"),
         )
     attest: AttestConfig | None = None
     if "attest" in d:

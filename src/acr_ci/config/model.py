@@ -187,14 +187,17 @@ class RegistryLimit:
 
 @dataclass(frozen=True)
 class SignConfig:
-    """``sign:``: how images are signed (cosign classic, key-based)."""
+    """``sign:``: how images are signed (cosign classic with a key, or Sigstore keyless)."""
 
     key_env: str = "ACR_CI_SIGNING_KEY"
     """The NAME of the environment variable holding the PEM private key (never the key)."""
     password_env: str = "ACR_CI_SIGNING_PASSWORD"  # noqa: S105 - a variable name, not a secret
     """The NAME of the environment variable holding the key's password, if any."""
     keyless: bool = False
-    """Sigstore keyless signing (refused by the config checks until it exists)."""
+    """Sigstore keyless signing with the CI's OIDC identity (bundles as OCI referrers)."""
+    trust_config: str | None = None
+    """A Sigstore client trust config file (relative to the config's folder) naming a
+    private Fulcio/Rekor/TSA; None: ``$ACR_CI_SIGSTORE_TRUST_CONFIG``, else public Sigstore."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ shipped in the ``acr_ci`` package (:func:`schema`, :func:`validate`):
   ``acr-ci plan --format json``;
 * ``images`` — one entry per build: its rule, repository, tags, digest, overall status,
   and ``steps``: ``build`` (or ``merge``, for ``run --merge``), ``push``, ``scan``,
-  ``accelerate`` (with ``accelerate:``), then one ``sync`` step per destination and one
+  ``accelerate`` (with ``accelerate:``), one ``sign`` step per signed digest (with
+  ``sign:``) and one ``attest`` step per attestation (with ``attest:``), then one ``sync``
+  step per destination and one
   ``trigger`` step per trigger. Every step has ``status`` (succeeded | failed | blocked
   | skipped), ``started``, ``finished`` (ISO 8601, UTC), ``duration`` (seconds), a
   one-line ``reason`` when it did not succeed, and ``detail`` (digests, tags, finding
@@ -18,7 +20,7 @@ shipped in the ``acr_ci`` package (:func:`schema`, :func:`validate`):
 
 Each step's ``detail`` is typed (:data:`StepDetail`: :class:`BuildDetail`,
 :class:`MergeDetail`, :class:`PushDetail`, :class:`ScanDetail`, :class:`GateFailure`,
-:class:`AccelerateDetail`, :class:`SyncDetail`, :class:`TriggerDetail`, :class:`NoDetail`). :meth:`RunRecord.from_json` (and :func:`read`
+:class:`AccelerateDetail`, :class:`SignDetail`, :class:`SyncDetail`, :class:`TriggerDetail`, :class:`NoDetail`). :meth:`RunRecord.from_json` (and :func:`read`
 for a file) turns a written record back into the typed one, validated by the schema;
 writing it again gives the same document.
 
@@ -41,6 +43,7 @@ from acr_ci.record.details import (
     NoDetail,
     PushDetail,
     ScanDetail,
+    SignDetail,
     StepDetail,
     SyncCopy,
     SyncDetail,
@@ -77,6 +80,7 @@ __all__ = [
     "RecordError",
     "RunRecord",
     "ScanDetail",
+    "SignDetail",
     "Status",
     "StepDetail",
     "StepRecord",

@@ -162,6 +162,64 @@ class AccelerateDetail:
 
 
 @dataclass(frozen=True)
+class SignDetail:
+    """One signature or attestation attached to the image (or one of its platform
+    manifests), or the SBOM's plain referrer."""
+
+    subject: str
+    """The digest signed or attested."""
+    kind: str
+    """``signature``, ``attestation`` or ``sbom referrer``."""
+    where: str
+    """Where it is: the tag (``sha256-<hex>.sig``/``.att``, or the ``sha256-<hex>``
+    referrers fallback tag) or ``referrers API``."""
+    manifest: str
+    """The digest of the manifest holding it (the ``.sig``/``.att`` manifest, or the referrer)."""
+    layer: str
+    """The digest of what was attached: the payload, envelope, bundle or SBOM."""
+    key: str | None = None
+    """The public key's fingerprint (``sha256:`` of its DER); None keyless or unsigned."""
+    identity: str | None = None
+    """Keyless: the certificate's identity (SAN)."""
+    predicate_type: str | None = None
+    """An attestation's predicate type (an SBOM referrer: its artifact type)."""
+    added: bool = True
+    """False when the same signature was already there."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "kind": self.kind,
+            "where": self.where,
+            "manifest": self.manifest,
+            "layer": self.layer,
+            "key": self.key,
+            "identity": self.identity,
+            "predicate_type": self.predicate_type,
+            "added": self.added,
+        }
+
+    @classmethod
+    def from_json(cls, value: object, where: str = "detail") -> SignDetail:
+        d = Doc(value, where)
+        d.only(
+            "subject", "kind", "where", "manifest", "layer", "key", "identity", "predicate_type",
+            "added",
+        )  # fmt: skip
+        return cls(
+            subject=d.text("subject"),
+            kind=d.text("kind"),
+            where=d.text("where"),
+            manifest=d.text("manifest"),
+            layer=d.text("layer"),
+            key=d.opt_text("key"),
+            identity=d.opt_text("identity"),
+            predicate_type=d.opt_text("predicate_type"),
+            added=d.flag("added"),
+        )
+
+
+@dataclass(frozen=True)
 class PushDetail:
     """A succeeded push."""
 
@@ -452,6 +510,7 @@ StepDetail: TypeAlias = (
     | ScanDetail
     | GateFailure
     | AccelerateDetail
+    | SignDetail
     | SyncDetail
     | TriggerDetail
 )
@@ -464,6 +523,8 @@ DETAILS: Mapping[str, tuple[type[StepDetail], ...]] = MappingProxyType(
         "push": (NoDetail, PushDetail),
         "scan": (NoDetail, ScanDetail, GateFailure),
         "accelerate": (NoDetail, AccelerateDetail),
+        "sign": (NoDetail, SignDetail),
+        "attest": (NoDetail, SignDetail),
         "sync": (SyncDetail,),
         "trigger": (TriggerDetail,),
     }
@@ -488,6 +549,8 @@ def detail_from_json(step: str, value: object, where: str = "detail") -> StepDet
         return PushDetail.from_json(d.doc, where)
     if step == "accelerate":
         return AccelerateDetail.from_json(d.doc, where)
+    if step in ("sign", "attest"):
+        return SignDetail.from_json(d.doc, where)
     if step == "scan":
         if not d.has("image"):
             return GateFailure.from_json(d.doc, where)

@@ -10,14 +10,16 @@ from typing import Any
 from acr_ci import __version__
 from acr_ci.errors import EXIT_BLOCKED, EXIT_FAILED, EXIT_OK
 from acr_ci.models import BuildCache, BuildPlan, CacheMode, RefContext, RefType, Status
-from acr_ci.record.details import DETAILS, NoDetail, StepDetail, detail_from_json
+from acr_ci.record.details import DETAILS, NoDetail, SignDetail, StepDetail, detail_from_json
 from acr_ci.record.shape import Doc, iso_time, redact, seconds_between, unreadable
 from acr_ci.record.validation import validate
 from acr_ci.text import LINE_LIMIT, clean_remote
 
 RECORD_KIND = "acr-ci/run-record"
 RECORD_VERSION = 1
-STEP_NAMES = ("build", "merge", "push", "scan", "accelerate", "sync", "trigger")
+STEP_NAMES = (
+    "build", "merge", "push", "scan", "accelerate", "sign", "attest", "sync", "trigger",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,8 @@ class StepRecord:
     finished: datetime
     """When it ended (timezone-aware)."""
     name: str | None = None
-    """The sync destination's or trigger's name (``None`` for the other steps)."""
+    """The sync destination's or trigger's name; for ``sign`` and ``attest`` what it is
+    about (``index``, a platform, ``provenance``, ``sbom linux/amd64``); else ``None``."""
     reason: str | None = None
     """One line: why it failed, was blocked or skipped."""
     detail: StepDetail = field(default_factory=NoDetail)
@@ -83,8 +86,16 @@ class StepRecord:
             "reason": None
             if self.reason is None
             else redact(clean_remote(self.reason, LINE_LIMIT)),
-            "detail": redact(self.detail.to_json()),
+            "detail": self._detail_json(),
         }
+
+    def _detail_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = redact(self.detail.to_json())
+        if isinstance(self.detail, SignDetail):
+            # a keyless identity (a workflow URL) and a predicate type are public names, not
+            # URLs that may carry a token: kept whole, or the record could not say who signed
+            doc.update(identity=self.detail.identity, predicate_type=self.detail.predicate_type)
+        return doc
 
     @classmethod
     def from_json(cls, value: object, where: str = "step") -> StepRecord:

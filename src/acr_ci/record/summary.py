@@ -67,8 +67,9 @@ def summary_markdown(record: RunRecord) -> str:
     # a merged run (``run --merge``) has merge steps where others have build steps
     merged = any(img.step("merge") for img in record.images)
     steps = [n for n in STEP_NAMES if n != ("build" if merged else "merge")]
-    if not any(img.step("accelerate") for img in record.images):  # a column only when used
-        steps.remove("accelerate")
+    for optional in ("accelerate", "sign", "attest"):  # a column only when used
+        if not any(img.step(optional) for img in record.images):
+            steps.remove(optional)
     heads = [_HEADS.get(n, n) for n in steps]
     lines += [
         "| rule | image | tags | digest | " + " | ".join(heads) + " |",

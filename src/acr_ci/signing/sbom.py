@@ -21,7 +21,7 @@ A CycloneDX document carries a timestamp and a serial number, so each run attach
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,24 +88,35 @@ class SbomTool:
         return doc
 
 
-def attach_referrer(client: Client, subject: Reference, data: bytes) -> tuple[str, str]:
-    """Push ``data`` as an OCI referrer of ``subject`` (by digest); ``(referrer digest,
-    where it is listed)`` — ``referrers API`` or the fallback tag."""
+def attach_referrer(
+    client: Client,
+    subject: Reference,
+    data: bytes,
+    *,
+    artifact_type: str = MEDIA_TYPE,
+    annotations: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """Push ``data`` as an OCI referrer of ``subject`` (by digest): a manifest of
+    ``artifact_type`` whose one layer (of that media type) is ``data``, with
+    ``annotations``; ``(referrer digest, where it is listed)`` — ``referrers API`` or the
+    fallback tag."""
     assert subject.digest
     repo = client.repository(subject)
     target = client.get_manifest(subject)
-    for media_type, blob in ((OCI_EMPTY, EMPTY_CONFIG), (MEDIA_TYPE, data)):
+    for media_type, blob in ((OCI_EMPTY, EMPTY_CONFIG), (artifact_type, data)):
         d = Descriptor(media_type, sha256_digest(blob), len(blob))
         if not repo.has_blob(d):
             repo.put_blob(d, [blob])
-    doc = {
+    doc: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "artifactType": MEDIA_TYPE,
+        "artifactType": artifact_type,
         "config": _desc(OCI_EMPTY, EMPTY_CONFIG),
-        "layers": [_desc(MEDIA_TYPE, data)],
+        "layers": [_desc(artifact_type, data)],
         "subject": {"mediaType": target.media_type, "digest": target.digest, "size": target.size},
     }
+    if annotations:
+        doc["annotations"] = dict(annotations)
     body = go_json(doc)
     manifest = Manifest(data=body, media_type=OCI_MANIFEST, digest=sha256_digest(body))
     result = repo.put_manifest(manifest, manifest.digest)
@@ -118,14 +129,15 @@ def attach_referrer(client: Client, subject: Reference, data: bytes) -> tuple[st
     except NotFoundError:
         existing = []
     entries = [d.to_json() for d in existing if d.digest != manifest.digest]
-    entries.append(
-        {
-            "mediaType": OCI_MANIFEST,
-            "digest": manifest.digest,
-            "size": manifest.size,
-            "artifactType": MEDIA_TYPE,
-        }
-    )
+    entry: dict[str, Any] = {
+        "mediaType": OCI_MANIFEST,
+        "digest": manifest.digest,
+        "size": manifest.size,
+        "artifactType": artifact_type,
+    }
+    if annotations:
+        entry["annotations"] = dict(annotations)
+    entries.append(entry)
     index_body = go_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
     repo.put_manifest(
         Manifest(data=index_body, media_type=OCI_INDEX, digest=sha256_digest(index_body)), tag
@@ -137,20 +149,37 @@ def _desc(media_type: str, data: bytes) -> dict[str, Any]:
     return {"mediaType": media_type, "digest": sha256_digest(data), "size": len(data)}
 
 
+Attest = Callable[[Reference, str, Mapping[str, Any]], SignResult]
+"""Attests a predicate (type, document) about an image by digest: a key's or keyless."""
+
+
 def attest_sboms(
-    client: Client, image: Reference, key: SigningKey, tool: SbomTool | None = None
+    client: Client,
+    image: Reference,
+    key: SigningKey | None,
+    tool: SbomTool | None = None,
+    *,
+    attest: Attest | None = None,
 ) -> list[SignResult]:
-    """An SBOM for every platform manifest of ``image``: attested, and attached as a referrer."""
+    """An SBOM for every platform manifest of ``image``: attested (with ``key``, or by
+    ``attest`` when given), and attached as a referrer."""
     from acr_ci.scan.service import scan_targets
 
     tool = tool or SbomTool()
+    if attest is None:
+        assert key is not None
+        signing_key = key
+
+        def attest(ref: Reference, predicate_type: str, doc: Mapping[str, Any]) -> SignResult:
+            return attest_image(client, ref, signing_key, predicate_type, doc)
+
     pinned = resolve_digest(client, image)
     out: list[SignResult] = []
     for target in scan_targets(client, pinned):
         digest = target.reference.rsplit("@", 1)[1]
         platform_ref = pinned.with_digest(digest)
         doc = tool.generate(target)
-        out.append(attest_image(client, platform_ref, key, PREDICATE_TYPE, doc))
+        out.append(attest(platform_ref, PREDICATE_TYPE, doc))
         data = json.dumps(doc, separators=(",", ":")).encode()
         referrer, where = attach_referrer(client, platform_ref, data)
         out.append(

@@ -56,6 +56,8 @@ class SignResult:
     """False when the same payload signed by the same key was there already."""
     predicate_type: str | None = None
     """For an attestation: its predicate type."""
+    identity: str | None = None
+    """Keyless: the identity (certificate SAN) that signed; :attr:`key` is then empty."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +70,7 @@ class SignResult:
             "key": self.key,
             "added": self.added,
             "predicate_type": self.predicate_type,
+            "identity": self.identity,
         }
 
 

@@ -84,7 +84,7 @@ NEGATIVE_CASES: list[tuple[str, int, int, str, str, bool]] = [
     ("trigger_no_host", 5, 10, "triggers[0].url", "has no host after https://", False),
     ("trigger_timeout", 6, 14, "triggers[0].timeout", "must be more than 0 (got 0)", True),
     ("trigger_duplicate_name", 6, 11, "triggers[1].name", "trigger name 'deploy' is already used by triggers[0]", False),
-    ("sign_keyless", 4, 12, "sign.keyless", "keyless (Sigstore) signing is not available", False),
+    ("sign_trust_config_without_keyless", 4, 3, "sign.trust_config", "only used with keyless: true", False),
     ("sign_same_env", 5, 17, "sign.password_env", "names the same variable as key_env (SIGNING)", False),
     ("attest_without_sign", 3, 1, "attest", "attestations are signed with the sign: key", False),
     ("sign_key_env_value", 4, 12, "sign.key_env", "must be the NAME of an environment variable", True),

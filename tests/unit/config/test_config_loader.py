@@ -186,7 +186,7 @@ def load_positive(name: str) -> Config:
 
 def test_every_positive_fixture_loads() -> None:
     names = sorted(f.stem for f in POSITIVE.glob("*.yml"))
-    assert names == ["anchors", "defaults", "design_example", "full", "hosted_docs", "minimal", "signing", "single_report"]
+    assert names == ["anchors", "defaults", "design_example", "full", "hosted_docs", "minimal", "signing", "signing_keyless", "single_report"]
     for name in names:
         assert isinstance(load_positive(name), Config)
 
@@ -198,6 +198,9 @@ def test_signing_sections() -> None:
     # without the sections nothing is signed or attested
     minimal = load_positive("minimal")
     assert (minimal.sign, minimal.attest) == (None, None)
+    keyless = load_positive("signing_keyless")
+    assert keyless.sign == SignConfig(keyless=True, trust_config="sigstore-trust.json")
+    assert keyless.attest == AttestConfig(sbom=True, provenance=True)
 
 
 def test_full_config_every_field() -> None:
