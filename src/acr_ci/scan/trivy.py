@@ -29,6 +29,26 @@ from acr_ci.scan.findings import ReportError
 from acr_ci.scan.reports import Report, ReportFormat, parse_report
 
 
+def trivy_image_invocation(program: str, args: list[str], target: ScanTarget) -> Invocation:
+    """``trivy image ARGS`` on one platform manifest in its registry: insecure when the
+    target is, no version check or telemetry, credentials in the environment only."""
+    argv = [program, "image", *args, "--image-src", "remote", "--quiet"]
+    if target.insecure:
+        argv.append("--insecure")
+    argv.append(target.reference)
+    env = {"TRIVY_SKIP_VERSION_CHECK": "true", "TRIVY_DISABLE_TELEMETRY": "true"}
+    secrets: tuple[str, ...] = ()
+    creds = target.credentials
+    if creds is not None:
+        if creds.is_identity_token:
+            env["TRIVY_REGISTRY_TOKEN"] = creds.secret
+        else:
+            env["TRIVY_USERNAME"] = creds.username
+            env["TRIVY_PASSWORD"] = creds.secret
+        secrets = (creds.secret,)
+    return Invocation(tuple(argv), env, secrets)
+
+
 @dataclass(frozen=True)
 class TrivyEngine:
     """Runs the ``trivy`` CLI."""
@@ -43,31 +63,8 @@ class TrivyEngine:
     """The environment to start from (None: this process's)."""
 
     def invocation(self, target: ScanTarget) -> Invocation:
-        argv = [
-            self.program,
-            "image",
-            "--format",
-            "json",
-            "--scanners",
-            ",".join(self.scanners),
-            "--image-src",
-            "remote",
-            "--quiet",
-        ]
-        if target.insecure:
-            argv.append("--insecure")
-        argv.append(target.reference)
-        env = {"TRIVY_SKIP_VERSION_CHECK": "true", "TRIVY_DISABLE_TELEMETRY": "true"}
-        secrets: tuple[str, ...] = ()
-        creds = target.credentials
-        if creds is not None:
-            if creds.is_identity_token:
-                env["TRIVY_REGISTRY_TOKEN"] = creds.secret
-            else:
-                env["TRIVY_USERNAME"] = creds.username
-                env["TRIVY_PASSWORD"] = creds.secret
-            secrets = (creds.secret,)
-        return Invocation(tuple(argv), env, secrets)
+        args = ["--format", "json", "--scanners", ",".join(self.scanners)]
+        return trivy_image_invocation(self.program, args, target)
 
     def scan(self, target: ScanTarget) -> Report:
         what = f"trivy scan of {target.reference}"

@@ -58,24 +58,10 @@ class SbomTool:
     """The environment trivy starts from (None: this process's)."""
 
     def invocation(self, target: ScanTarget) -> Invocation:
-        argv = [
-            self.program, "image", "--format", "cyclonedx", "--skip-db-update", "--offline-scan",
-            "--image-src", "remote", "--quiet",
-        ]  # fmt: skip
-        if target.insecure:
-            argv.append("--insecure")
-        argv.append(target.reference)
-        env = {"TRIVY_SKIP_VERSION_CHECK": "true", "TRIVY_DISABLE_TELEMETRY": "true"}
-        secrets: tuple[str, ...] = ()
-        creds = target.credentials
-        if creds is not None:
-            if creds.is_identity_token:
-                env["TRIVY_REGISTRY_TOKEN"] = creds.secret
-            else:
-                env["TRIVY_USERNAME"] = creds.username
-                env["TRIVY_PASSWORD"] = creds.secret
-            secrets = (creds.secret,)
-        return Invocation(tuple(argv), env, secrets)
+        from acr_ci.scan.trivy import trivy_image_invocation
+
+        args = ["--format", "cyclonedx", "--skip-db-update", "--offline-scan"]
+        return trivy_image_invocation(self.program, args, target)
 
     def generate(self, target: ScanTarget) -> dict[str, Any]:
         """The CycloneDX document of one platform manifest."""
