@@ -1,0 +1,187 @@
+"""``acr-ci accelerate --format zstd-chunked`` against a real registry, read back by
+independent tools (the same image as ``test_reg_accelerate``):
+
+- containerd's own tools: ``ctr-remote images pull --plain-http`` fetches and unpacks the
+  twin; ``images get-toc-digest --zstdchunked`` prints, for every layer, the TOC digest
+  the descriptor's annotation claims, and ``--dump-toc`` lists exactly the original
+  layer's files (plus the landmark);
+- the ``zstandard`` package and ``tarfile`` read every layer to the original's entries, the
+  sha256 of the decompressed tar being the config's diff_id;
+- ``skopeo`` copies the twin to an OCI layout whose unpacked tree equals the original's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from tests.registry.test_reg_accelerate import (  # noqa: F401 (fixtures)
+    _children,
+    _names,
+    _tar_names,
+    containerd,
+    original,
+)
+from tests.support.containerd import Containerd
+from tests.support.trees import Tree, layout_blob, unpack, unzstd
+
+from acr_ci.accelerate import estargz, zstdchunked
+from acr_ci.accelerate.service import FORMAT_ANNOTATION, SOURCE_ANNOTATION, accelerate
+from acr_ci.cli import main
+from acr_ci.registry import Client, Reference
+from acr_ci.registry.media import Descriptor, Manifest
+
+SUFFIX = "_zstd"
+LANDMARK = {estargz.NO_PREFETCH_LANDMARK}
+"""What a zstd:chunked layer holds besides the original's files (its TOC is no tar entry)."""
+
+
+@pytest.fixture(scope="module")
+def ztwin(original: tuple[Path, str, Reference]) -> tuple[str, Manifest]:  # noqa: F811
+    _, _, ref = original
+    argv = ["accelerate", str(ref), "--format", "zstd-chunked", "--suffix", SUFFIX, "--quiet"]
+    assert main(argv) == 0
+    with Client() as c:
+        m = c.get_manifest(ref.with_tag("v1" + SUFFIX))
+    return m.digest, m
+
+
+def _blob(c: Client, ref: Reference, layer: dict[str, object]) -> bytes:
+    desc = Descriptor(str(layer["mediaType"]), str(layer["digest"]), int(str(layer["size"])))
+    with c.repository(ref).open_blob(desc) as chunks:
+        return b"".join(chunks)
+
+
+def test_zstd_twin_layers_read_with_an_ordinary_zstd_reader(
+    original: tuple[Path, str, Reference],  # noqa: F811
+    ztwin: tuple[str, Manifest],
+) -> None:
+    layout, digest, ref = original
+    _, m = ztwin
+    original_index = json.loads(layout_blob(layout, digest))
+    assert m.is_index and m.json["annotations"][FORMAT_ANNOTATION] == "zstd-chunked"
+    assert m.json["annotations"][SOURCE_ANNOTATION] == digest
+    layers_seen: list[list[str]] = []
+    with Client() as c:
+        for child, entry in zip(_children(c, ref, m), original_index["manifests"], strict=True):
+            assert child.json["annotations"][SOURCE_ANNOTATION] == entry["digest"]
+            original_layers = json.loads(layout_blob(layout, entry["digest"]))["layers"]
+            with c.repository(ref).open_blob(child.blobs()[0]) as chunks:
+                config = json.loads(b"".join(chunks))
+            layers = child.json["layers"]
+            for layer, diff_id, before in zip(
+                layers, config["rootfs"]["diff_ids"], original_layers, strict=True
+            ):
+                assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
+                blob = _blob(c, ref, layer)
+                raw = unzstd(blob)
+                assert "sha256:" + hashlib.sha256(raw).hexdigest() == diff_id
+                ann = layer["annotations"]
+                assert int(ann[estargz.UNCOMPRESSED_SIZE_ANNOTATION]) == len(raw)
+                # the position annotation names the compressed TOC its checksum is of
+                off, clen, ulen, kind = map(
+                    int, ann[zstdchunked.MANIFEST_POSITION_ANNOTATION].split(":")
+                )
+                assert kind == 1
+                toc_frame = blob[off : off + clen]
+                assert ann[zstdchunked.MANIFEST_CHECKSUM_ANNOTATION] == (
+                    "sha256:" + hashlib.sha256(toc_frame).hexdigest()
+                )
+                toc = unzstd(toc_frame)
+                assert len(toc) == ulen
+                assert (
+                    ann[estargz.TOC_DIGEST_ANNOTATION]
+                    == "sha256:" + hashlib.sha256(toc).hexdigest()
+                )
+                with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+                    names = tar.getnames()
+                want = _names(_tar_names(layout_blob(layout, before["digest"])))
+                assert _names([n for n in names if n not in LANDMARK]) == want
+            layers_seen.append([lay["digest"] for lay in layers])
+    assert layers_seen[0][0] == layers_seen[1][0]  # the shared base layer: converted once
+
+
+def test_containerd_reads_every_zstd_toc(
+    original: tuple[Path, str, Reference],  # noqa: F811
+    ztwin: tuple[str, Manifest],
+    containerd: Containerd,  # noqa: F811
+) -> None:
+    layout, digest, ref = original
+    twin_ref = str(ref.with_tag("v1" + SUFFIX))
+    containerd.ctr("images", "pull", "--plain-http", "--all-platforms", twin_ref)
+    containerd.ctr("images", "pull", "--plain-http", twin_ref)  # and unpack the host's one
+    original_index = json.loads(layout_blob(layout, digest))
+    with Client() as c:
+        children = _children(c, ref, ztwin[1])
+    for child, entry in zip(children, original_index["manifests"], strict=True):
+        original_layers = json.loads(layout_blob(layout, entry["digest"]))["layers"]
+        for layer, before in zip(child.json["layers"], original_layers, strict=True):
+            claimed = layer["annotations"][estargz.TOC_DIGEST_ANNOTATION]
+            printed = containerd.ctr(
+                "images", "get-toc-digest", "--zstdchunked", layer["digest"]
+            ).stdout.strip()
+            assert printed == claimed
+            toc = json.loads(
+                containerd.ctr(
+                    "images", "get-toc-digest", "--zstdchunked", "--dump-toc", layer["digest"]
+                ).stdout
+            )
+            names = [e["name"] for e in toc["entries"] if e["type"] != "chunk"]
+            files = _names(_tar_names(layout_blob(layout, before["digest"])))
+            assert [n for n in _names(names) if n not in LANDMARK] == files
+            if "data/big.bin" in files:
+                assert len([e for e in toc["entries"] if e["name"] == "data/big.bin"]) == 3
+
+
+def test_skopeo_copy_of_the_zstd_twin_unpacks_to_the_originals_files(
+    original: tuple[Path, str, Reference],  # noqa: F811
+    ztwin: tuple[str, Manifest],
+    tmp_path: Path,
+) -> None:
+    layout, digest, ref = original
+    out = tmp_path / "ztwin-layout"
+    subprocess.run(
+        [
+            "skopeo", "copy", "--all", "--src-tls-verify=false",
+            f"docker://{ref.with_tag('v1' + SUFFIX)}", f"oci:{out}:twin",
+        ],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    twin_index = json.loads(layout_blob(out, ztwin[0]))
+    original_index = json.loads(layout_blob(layout, digest))
+    for mine, theirs in zip(twin_index["manifests"], original_index["manifests"], strict=True):
+        got: Tree = unpack(out, mine["digest"])
+        want: Tree = unpack(layout, theirs["digest"])
+        assert {k: v for k, v in got.items() if k not in LANDMARK} == want
+        assert set(got) - set(want) == LANDMARK
+        assert "etc/secret" not in got  # the whiteout still whites out
+
+
+def test_a_zstd_chunked_image_is_kept_and_estargz_refuses_it(
+    original: tuple[Path, str, Reference],  # noqa: F811
+    ztwin: tuple[str, Manifest],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from acr_ci.accelerate.service import Format
+
+    _, _, ref = original
+    zref = ref.with_tag("v1" + SUFFIX)
+    with Client() as c:
+        again = accelerate(c, zref, ["zagain"], fmt=Format.ZSTD_CHUNKED)
+        assert again.layers_converted == 0 and again.layers_kept == 3
+        first = [ch.json["layers"] for ch in _children(c, ref, ztwin[1])]
+        second = [
+            ch.json["layers"] for ch in _children(c, ref, c.get_manifest(ref.with_tag("zagain")))
+        ]
+    assert first == second
+    # an eStargz twin of a zstd:chunked image: its zstd layers are refused in one line
+    assert main(["accelerate", str(zref), "--format", "estargz", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot be converted to eStargz" in err and "Traceback" not in err
+    with Client() as c:
+        assert c.tag_digest(ref.with_tag("v1" + SUFFIX + "_accelerated")) is None
