@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -24,11 +23,13 @@ from tests.registry.test_reg_accelerate import (  # noqa: F401 (fixtures)
     _children,
     _names,
     _tar_names,
+    assert_containerd_reads_every_toc,
+    assert_skopeo_copy_unpacks_to_the_original,
     containerd,
     original,
 )
 from tests.support.containerd import Containerd
-from tests.support.trees import Tree, layout_blob, unpack, unzstd
+from tests.support.trees import layout_blob, unzstd
 
 from acr_ci.accelerate import estargz, zstdchunked
 from acr_ci.accelerate.service import FORMAT_ANNOTATION, SOURCE_ANNOTATION, accelerate
@@ -111,31 +112,9 @@ def test_containerd_reads_every_zstd_toc(
     ztwin: tuple[str, Manifest],
     containerd: Containerd,  # noqa: F811
 ) -> None:
-    layout, digest, ref = original
-    twin_ref = str(ref.with_tag("v1" + SUFFIX))
-    containerd.ctr("images", "pull", "--plain-http", "--all-platforms", twin_ref)
-    containerd.ctr("images", "pull", "--plain-http", twin_ref)  # and unpack the host's one
-    original_index = json.loads(layout_blob(layout, digest))
-    with Client() as c:
-        children = _children(c, ref, ztwin[1])
-    for child, entry in zip(children, original_index["manifests"], strict=True):
-        original_layers = json.loads(layout_blob(layout, entry["digest"]))["layers"]
-        for layer, before in zip(child.json["layers"], original_layers, strict=True):
-            claimed = layer["annotations"][estargz.TOC_DIGEST_ANNOTATION]
-            printed = containerd.ctr(
-                "images", "get-toc-digest", "--zstdchunked", layer["digest"]
-            ).stdout.strip()
-            assert printed == claimed
-            toc = json.loads(
-                containerd.ctr(
-                    "images", "get-toc-digest", "--zstdchunked", "--dump-toc", layer["digest"]
-                ).stdout
-            )
-            names = [e["name"] for e in toc["entries"] if e["type"] != "chunk"]
-            files = _names(_tar_names(layout_blob(layout, before["digest"])))
-            assert [n for n in _names(names) if n not in LANDMARK] == files
-            if "data/big.bin" in files:
-                assert len([e for e in toc["entries"] if e["name"] == "data/big.bin"]) == 3
+    assert_containerd_reads_every_toc(
+        original, ztwin[1], "v1" + SUFFIX, containerd, ["--zstdchunked"], LANDMARK
+    )
 
 
 def test_skopeo_copy_of_the_zstd_twin_unpacks_to_the_originals_files(
@@ -143,23 +122,9 @@ def test_skopeo_copy_of_the_zstd_twin_unpacks_to_the_originals_files(
     ztwin: tuple[str, Manifest],
     tmp_path: Path,
 ) -> None:
-    layout, digest, ref = original
-    out = tmp_path / "ztwin-layout"
-    subprocess.run(
-        [
-            "skopeo", "copy", "--all", "--src-tls-verify=false",
-            f"docker://{ref.with_tag('v1' + SUFFIX)}", f"oci:{out}:twin",
-        ],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
-    twin_index = json.loads(layout_blob(out, ztwin[0]))
-    original_index = json.loads(layout_blob(layout, digest))
-    for mine, theirs in zip(twin_index["manifests"], original_index["manifests"], strict=True):
-        got: Tree = unpack(out, mine["digest"])
-        want: Tree = unpack(layout, theirs["digest"])
-        assert {k: v for k, v in got.items() if k not in LANDMARK} == want
-        assert set(got) - set(want) == LANDMARK
-        assert "etc/secret" not in got  # the whiteout still whites out
+    assert_skopeo_copy_unpacks_to_the_original(
+        original, ztwin[0], "v1" + SUFFIX, tmp_path / "ztwin-layout", LANDMARK
+    )
 
 
 def test_a_zstd_chunked_image_is_kept_and_estargz_refuses_it(
