@@ -28,6 +28,7 @@ from tests.registry.test_reg_accelerate import (  # noqa: F401 (fixtures)
     containerd,
     original,
 )
+from tests.support import RegistryServer
 from tests.support.containerd import Containerd
 from tests.support.trees import layout_blob, unzstd
 
@@ -150,3 +151,30 @@ def test_a_zstd_chunked_image_is_kept_and_estargz_refuses_it(
     assert "cannot be converted to eStargz" in err and "Traceback" not in err
     with Client() as c:
         assert c.tag_digest(ref.with_tag("v1" + SUFFIX + "_accelerated")) is None
+
+
+def test_a_docker_manifest_is_refused_in_one_line_and_gets_no_twin(
+    registry: RegistryServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.layout import make_layout
+
+    layout = make_layout(
+        tmp_path / "docker",
+        platforms=("linux/amd64",),
+        layer_sizes=(300 * 1024,),
+        media="docker",
+        compress=True,
+        wrap_index=False,
+    )
+    ref = Reference.parse(f"{registry.host}/accel/zdocker:one")
+    with Client() as c:
+        c.push_layout(layout.path, ref.with_tag(None), ["one"])
+    assert main(["accelerate", str(ref), "--format", "zstd-chunked", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "Docker schema 2 manifest" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) <= 2  # the message and its hint
+    with Client() as c:
+        assert c.tag_digest(ref.with_tag("one_accelerated")) is None
+        # eStargz of the same image is fine
+        assert main(["accelerate", str(ref), "--quiet"]) == 0
+        assert c.tag_digest(ref.with_tag("one_accelerated")) is not None

@@ -193,7 +193,7 @@ class _Conversion:
                     level=self.level,
                 )
             if self.fmt is Format.ZSTD_CHUNKED:
-                media_type = zstdchunked.MEDIA_TYPE  # the Docker schema has no zstd type
+                media_type = zstdchunked.MEDIA_TYPE  # (an OCI manifest: Docker ones are refused)
             elif desc.media_type.startswith("application/vnd.docker"):
                 media_type = DOCKER_GZIP
             else:
@@ -223,6 +223,13 @@ class _Conversion:
         """Convert every distinct layer of ``manifests`` (in parallel, ``client.jobs`` at once)."""
         todo: dict[str, Descriptor] = {}
         for m in manifests:
+            if self.fmt is Format.ZSTD_CHUNKED and m.media_type == DOCKER_MANIFEST:
+                # the Docker schema has no zstd layer type, and clients refuse an OCI one in it
+                raise AccelerateError(
+                    f"manifest {m.digest} is a Docker schema 2 manifest, which cannot hold "
+                    "zstd:chunked layers",
+                    "use --format estargz for it, or push the image as OCI",
+                )
             self.config(m)  # an inconsistent image is refused before any upload
             for d in _layers(m):
                 if _in_format(d, self.fmt):
