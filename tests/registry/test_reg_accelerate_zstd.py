@@ -24,6 +24,7 @@ from tests.registry.test_reg_accelerate import (  # noqa: F401 (fixtures)
     _names,
     _tar_names,
     assert_containerd_reads_every_toc,
+    assert_ctr_remote_convert_agrees,
     assert_skopeo_copy_unpacks_to_the_original,
     containerd,
     original,
@@ -125,6 +126,16 @@ def test_skopeo_copy_of_the_zstd_twin_unpacks_to_the_originals_files(
 ) -> None:
     assert_skopeo_copy_unpacks_to_the_original(
         original, ztwin[0], "v1" + SUFFIX, tmp_path / "ztwin-layout", LANDMARK
+    )
+
+
+def test_ctr_remote_convert_zstdchunked_of_the_original_agrees(
+    original: tuple[Path, str, Reference],  # noqa: F811
+    ztwin: tuple[str, Manifest],
+    containerd: Containerd,  # noqa: F811
+) -> None:
+    assert_ctr_remote_convert_agrees(
+        original, ztwin[1], containerd, "--zstdchunked", ["--zstdchunked"]
     )
 
 
