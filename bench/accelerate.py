@@ -18,8 +18,8 @@ private containerd, then measures, each command in its own process:
              ctr-remote images push --plain-http DST
 
 (zstd:chunked: ``convert --zstdchunked --oci --platform P`` and a push per platform, the
-times summed: ctr-remote 0.12's ``--zstdchunked --all-platforms`` fails on a layer the
-platforms share.)
+times summed: ctr-remote 0.12's ``--zstdchunked --all-platforms`` fails on a layer
+platforms share; this image shares none, so the work is the same.)
 
 acr-ci's wall time is compared with ctr-remote's pull + convert + push (the same work: from
 the registry back to it) and with its convert alone; acr-ci's peak RSS comes from GNU time.
