@@ -1,10 +1,11 @@
-"""eStargz conversion benchmark: ``acr-ci accelerate`` side by side with ``ctr-remote images
-convert --estargz --oci``, on loopback.
+"""Accelerated-twin benchmark: ``acr-ci accelerate`` side by side with ``ctr-remote images
+convert --estargz --oci`` (``--format zstd-chunked``: ``--zstdchunked``), on loopback.
 
 Run on demand (not in CI), from the repository root:
 
     python bench/accelerate.py                    # about 320 MiB, one run each
     python bench/accelerate.py --size-mib 100 --json out.json
+    python bench/accelerate.py --format zstd-chunked
 
 It writes a two-platform image (two gzip layers per platform, many files: small text-like
 files, mid-size half-random ones and a few large ones, so that both chunking and the
@@ -15,6 +16,10 @@ private containerd, then measures, each command in its own process:
   ctr-remote ctr-remote images pull --plain-http --all-platforms REG/bench/app:v1
              ctr-remote images convert --estargz --oci --all-platforms SRC DST
              ctr-remote images push --plain-http DST
+
+(zstd:chunked: ``convert --zstdchunked --oci --platform P`` and a push per platform, the
+times summed: ctr-remote 0.12's ``--zstdchunked --all-platforms`` fails on a layer
+platforms share; this image shares none, so the work is the same.)
 
 acr-ci's wall time is compared with ctr-remote's pull + convert + push (the same work: from
 the registry back to it) and with its convert alone; acr-ci's peak RSS comes from GNU time.
@@ -64,6 +69,9 @@ WORDS = (
     b"the quick brown fox jumps over the lazy dog lorem ipsum dolor sit amet "
     b"container image layer registry manifest digest config platform "
 ).split()
+
+PLATFORMS = ("linux/amd64", "linux/arm64")
+"""The bench image's platforms."""
 
 
 def _payload(rng: random.Random, size: int) -> bytes:
@@ -130,7 +138,7 @@ def make_image(directory: Path, size_mib: int, seed: int) -> str:
 
     per_layer = size_mib * MiB // 4
     entries = []
-    for p, arch in enumerate(("amd64", "arm64")):
+    for p, arch in enumerate(a.split("/")[1] for a in PLATFORMS):
         layers, diff_ids = [], []
         for i in range(2):
             tmp = directory / f"layer-{p}-{i}.tmp"
@@ -198,22 +206,25 @@ def make_image(directory: Path, size_mib: int, seed: int) -> str:
     return digest
 
 
-def _toc_names(ctd: Containerd, digest: str) -> list[str]:
-    toc = json.loads(ctd.ctr("images", "get-toc-digest", "--dump-toc", digest).stdout)
+def _toc_names(ctd: Containerd, digest: str, flags: list[str]) -> list[str]:
+    toc = json.loads(ctd.ctr("images", "get-toc-digest", *flags, "--dump-toc", digest).stdout)
     return sorted(
         e["name"].removeprefix("./").rstrip("/") for e in toc["entries"] if e["type"] != "chunk"
     )
 
 
-def _manifests(ctd: Containerd, image: str) -> list[dict[str, object]]:
-    """The platform manifests of ``image`` in containerd's content store."""
+def _manifests(ctd: Containerd, image: str) -> dict[str, dict[str, object]]:
+    """The platform manifests of ``image`` in containerd's content store, by ``os/arch``."""
     line = next(
         row for row in ctd.ctr("images", "ls").stdout.splitlines()[1:] if row.split()[0] == image
     )
     index = json.loads(ctd.ctr("content", "get", line.split()[2]).stdout)
-    return [
-        json.loads(ctd.ctr("content", "get", str(e["digest"])).stdout) for e in index["manifests"]
-    ]
+    return {
+        f"{e['platform']['os']}/{e['platform']['architecture']}": json.loads(
+            ctd.ctr("content", "get", str(e["digest"])).stdout
+        )
+        for e in index["manifests"]
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--strict", action="store_true")
+    ap.add_argument("--format", choices=["estargz", "zstd-chunked"], default="estargz")
     args = ap.parse_args(argv)
+    zstd = args.format == "zstd-chunked"
+    toc_flags = ["--zstdchunked"] if zstd else []
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="acr-ci-bench-accelerate-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -253,7 +267,14 @@ def main(argv: list[str] | None = None) -> int:
         if push.returncode:
             print(push.stderr_tail)
             return 1
-        runs.append(measure("accelerate", "acr-ci", [*acr, "accelerate", "--quiet", src], logs))
+        runs.append(
+            measure(
+                "accelerate",
+                "acr-ci",
+                [*acr, "accelerate", "--quiet", "--format", args.format, src],
+                logs,
+            )
+        )
         ctr = [ctd.ctr_remote, "--address", str(ctd.socket), "--namespace", "acr-ci-test"]
         dst = f"{server.host}/bench/ctr:v1_accelerated"
         runs.append(
@@ -264,16 +285,25 @@ def main(argv: list[str] | None = None) -> int:
                 logs,
             )
         )
-        runs.append(
-            measure(
-                "convert", "ctr-remote",
-                [*ctr, "images", "convert", "--estargz", "--oci", "--all-platforms", src, dst],
-                logs,
+        # zstd:chunked one platform at a time: ctr-remote 0.12's --zstdchunked
+        # --all-platforms fails on a layer the platforms share (the times are summed)
+        dsts = {p: f"{dst}-{p.replace('/', '-')}" for p in PLATFORMS} if zstd else {"": dst}
+        for platform, target in dsts.items():
+            which = ["--platform", platform] if platform else ["--all-platforms"]
+            flag = "--zstdchunked" if zstd else "--estargz"
+            runs.append(
+                measure(
+                    "convert", "ctr-remote",
+                    [*ctr, "images", "convert", flag, "--oci", *which, src, target],
+                    logs,
+                )
+            )  # fmt: skip
+        for target in dsts.values():
+            runs.append(
+                measure(
+                    "push", "ctr-remote", [*ctr, "images", "push", "--plain-http", target], logs
+                )
             )
-        )  # fmt: skip
-        runs.append(
-            measure("push", "ctr-remote", [*ctr, "images", "push", "--plain-http", dst], logs)
-        )
         for r in runs:
             if r.returncode:
                 ok = False
@@ -281,15 +311,20 @@ def main(argv: list[str] | None = None) -> int:
         if ok:
             twin = f"{server.host}/bench/app:v1_accelerated"
             ctd.ctr("images", "pull", "--plain-http", "--all-platforms", twin)
-            for mine, theirs in zip(_manifests(ctd, twin), _manifests(ctd, dst), strict=True):
+            for platform, mine in _manifests(ctd, twin).items():
+                theirs = _manifests(ctd, dsts.get(platform, dst))[platform]
                 for a, b in zip(mine["layers"], theirs["layers"], strict=True):  # type: ignore[call-overload]
                     sizes["acr-ci"] += int(a["size"])
                     sizes["ctr-remote"] += int(b["size"])
-                    printed = ctd.ctr("images", "get-toc-digest", a["digest"]).stdout.strip()
+                    printed = ctd.ctr(
+                        "images", "get-toc-digest", *toc_flags, a["digest"]
+                    ).stdout.strip()
                     if printed != a["annotations"]["containerd.io/snapshot/stargz/toc.digest"]:
                         ok = False
                         print(f"bench: TOC digest of {a['digest']} is {printed}, not as annotated")
-                    if _toc_names(ctd, a["digest"]) != _toc_names(ctd, b["digest"]):
+                    if _toc_names(ctd, a["digest"], toc_flags) != _toc_names(
+                        ctd, b["digest"], toc_flags
+                    ):
                         ok = False
                         print(
                             f"bench: the TOCs of {a['digest']} and {b['digest']} list other files"
@@ -300,16 +335,24 @@ def main(argv: list[str] | None = None) -> int:
 
     by = {(r.tool, r.step): r for r in runs}
     acr_run = by[("acr-ci", "accelerate")]
-    ctr_total = sum(by[("ctr-remote", s)].seconds for s in ("pull", "convert", "push"))
-    ctr_convert = by[("ctr-remote", "convert")].seconds
+    secs = {
+        s: sum(r.seconds for r in runs if (r.tool, r.step) == ("ctr-remote", s))
+        for s in ("pull", "convert", "push")
+    }
+    peak = {
+        s: max(r.max_rss_kib for r in runs if (r.tool, r.step) == ("ctr-remote", s))
+        for s in ("pull", "convert", "push")
+    }
+    ctr_total = sum(secs.values())
+    ctr_convert = secs["convert"]
     rss_mib = acr_run.max_rss_kib / 1024
     ratio = acr_run.seconds / ctr_total if ctr_total else float("inf")
     lines = [
+        f"format: {args.format}",
         f"{'':24}{'wall s':>10}{'peak RSS MiB':>14}",
         f"{'acr-ci accelerate':24}{acr_run.seconds:10.2f}{rss_mib:14.1f}",
         *(
-            f"{'ctr-remote ' + s:24}{by[('ctr-remote', s)].seconds:10.2f}"
-            f"{by[('ctr-remote', s)].max_rss_kib / 1024:14.1f}"
+            f"{'ctr-remote ' + s:24}{secs[s]:10.2f}{peak[s] / 1024:14.1f}"
             for s in ("pull", "convert", "push")
         ),
         f"{'ctr-remote total':24}{ctr_total:10.2f}",
@@ -325,7 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print("\n".join(lines))
     if args.json:
-        doc = {"size_mib": args.size_mib, "runs": [asdict(r) for r in runs], "twin_bytes": sizes}
+        doc = {
+            "size_mib": args.size_mib,
+            "format": args.format,
+            "runs": [asdict(r) for r in runs],
+            "twin_bytes": sizes,
+        }
         args.json.write_text(json.dumps(doc, indent=2))
     missed = ratio > TARGET_RATIO or rss_mib > TARGET_RSS_MIB
     return 1 if not ok or (args.strict and missed) else 0

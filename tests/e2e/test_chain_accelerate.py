@@ -199,3 +199,53 @@ def test_acr_ci_sync_carries_the_twin_where_the_tag_goes(
     assert digest_at(mirror, f"m/{name}", "v1") == layout.index_digest
     assert digest_at(mirror, f"m/{name}", "v1_accelerated") == twin
     assert digest_at(mirror, f"m/{name}", "v2_accelerated") is None  # v2 is not selected
+
+
+def test_a_zstd_chunked_twin_is_pushed_recorded_and_mirrored(
+    registry: RegistryServer,
+    registry_factory: Callable[..., RegistryServer],
+    oci_layout_factory: Callable[..., Layout],
+    project: Path,
+    tmp_path: Path,
+) -> None:
+    from acr_ci.accelerate.zstdchunked import MANIFEST_CHECKSUM_ANNOTATION, MEDIA_TYPE
+
+    mirror = registry_factory("plain")
+    good = oci_layout_factory(seed=214)
+    cfg = write_config(
+        project,
+        f"""version: 1
+image: {registry.host}/team/zlazy
+accelerate:
+  format: zstd-chunked
+{rules(("good", "[z-1]"))}scan:
+  engine: trivy
+  block: {{severity: high}}
+sync:
+  - name: m
+    to: {mirror.host}/m
+    tags: "z-.*"
+""",
+    )
+    engine = ReportEngine(trivy_report(tmp_path / "clean.json", []), {})
+    record = run(cfg, PrebuiltBuilder({"good": good}), engine)
+
+    assert record.exit_code == 0
+    assert steps(record, "good")["accelerate"] == [Status.SUCCEEDED]
+    [image] = record.images
+    [step] = [s for s in image.steps if s.step == "accelerate"]
+    detail = step.detail
+    assert isinstance(detail, AccelerateDetail)
+    assert (detail.format, detail.tags) == ("zstd-chunked", ("z-1_accelerated",))
+    assert digest_at(registry, "team/zlazy", "z-1_accelerated") == detail.digest
+    twin = _manifest(registry, "team/zlazy", "z-1_accelerated")
+    child = _manifest(registry, "team/zlazy", twin["manifests"][0]["digest"])  # type: ignore[index]
+    layers = child["layers"]
+    assert layers and all(
+        lay["mediaType"] == MEDIA_TYPE and MANIFEST_CHECKSUM_ANNOTATION in lay["annotations"]
+        for lay in layers  # type: ignore[attr-defined]
+    )
+    assert digest_at(mirror, "m/zlazy", "z-1_accelerated") == detail.digest
+    written = tmp_path / "r.json"
+    validate_file(record_mod.write(record, written))
+    assert_round_trip(written)

@@ -167,13 +167,27 @@ def make_tree_layout(
     return digest
 
 
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def unzstd(blob: bytes) -> bytes:
+    """Every zstd frame of ``blob`` decompressed in order, skippable frames skipped (the
+    ``zstandard`` package as an ordinary reader, independent of the converter)."""
+    import zstandard
+
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob), read_across_frames=True)
+    return reader.read()
+
+
 def _clean(name: str) -> str:
     name = name.removeprefix("./").strip("/")
     return name
 
 
 def apply_layer(tree: Tree, layer: bytes) -> None:
-    """Apply one layer (gzip or plain tar) to ``tree``, OCI whiteouts included."""
+    """Apply one layer (gzip, zstd or plain tar) to ``tree``, OCI whiteouts included."""
+    if layer.startswith(ZSTD_MAGIC):
+        layer = unzstd(layer)
     with tarfile.open(fileobj=io.BytesIO(layer), mode="r:*") as tar:
         for info in tar:
             name = _clean(info.name)

@@ -19,6 +19,11 @@ single files by HTTP range:
 The TOC digest (the layer descriptor's ``containerd.io/snapshot/stargz/toc.digest``) is the
 sha256 of the TOC's JSON bytes as stored, uncompressed.
 
+The layout rules (a new compressed stream at every payload and chunk, the TOC's entries)
+are shared with zstd:chunked (:mod:`acr_ci.accelerate.zstdchunked`): :func:`convert` takes a
+:class:`Codec`, which names the compressor of one stream and writes the TOC and footer;
+:data:`ESTARGZ` is this format's.
+
 Memory stays flat in the layer's size: the input is read through a 1 MiB window, each chunk
 of file data is compressed as it is read, the blob goes to a file. What grows with the layer
 is the TOC (one small dict per entry; entries are bounded by :data:`MAX_ENTRIES`).
@@ -33,8 +38,9 @@ import json
 import struct
 import tarfile
 import zlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -60,6 +66,8 @@ READ = 1024 * 1024
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _GZIP_MAGIC = b"\x1f\x8b"
 _BLOCK = tarfile.BLOCKSIZE
+END_OF_ARCHIVE = b"\x00" * (2 * _BLOCK)
+"""The two zero blocks that end a tar."""
 
 _TYPES = {
     tarfile.DIRTYPE: "dir",
@@ -80,7 +88,7 @@ class LayerResult:
     """What one conversion wrote."""
 
     digest: str
-    """sha256 of the eStargz blob (the layer descriptor's digest)."""
+    """sha256 of the blob (the layer descriptor's digest)."""
     size: int
     """Bytes of the blob."""
     diff_id: str
@@ -91,6 +99,38 @@ class LayerResult:
     """sha256 of the TOC JSON (``containerd.io/snapshot/stargz/toc.digest``)."""
     entries: int
     """Tar entries converted (the landmark not counted)."""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    """The layer descriptor's annotations the format asks for (TOC digest among them)."""
+
+
+class Stream(ABC):
+    """One compressed stream (a gzip member, a zstd frame) being written."""
+
+    @abstractmethod
+    def compress(self, data: bytes) -> bytes: ...
+
+    @abstractmethod
+    def flush(self) -> bytes:
+        """The stream's end (it takes no more data)."""
+
+
+class Codec(ABC):
+    """What differs between eStargz and zstd:chunked: the compressor of one stream, and how
+    the TOC and footer are written after the last entry."""
+
+    title: str
+    """The format's name in messages."""
+    default_level: int
+    """Compression level when none is given."""
+
+    @abstractmethod
+    def stream(self, level: int) -> Stream:
+        """A new compressed stream (each payload and chunk gets one)."""
+
+    @abstractmethod
+    def finish(self, blob: Blob, toc: bytes) -> dict[str, str]:
+        """Write the tar's end, the TOC (``toc``, its JSON) and the footer; the layer
+        descriptor's annotations (the TOC digest and uncompressed size are added to them)."""
 
 
 def footer(toc_offset: int) -> bytes:
@@ -183,17 +223,18 @@ class _GunzipFile(io.RawIOBase):
                 return len(out)
 
 
-class _Blob:
-    """The eStargz blob being written: gzip members to a file, hashes of both streams."""
+class Blob:
+    """The blob being written: compressed streams to a file, hashes of both sides."""
 
-    def __init__(self, out: IO[bytes], level: int) -> None:
+    def __init__(self, out: IO[bytes], codec: Codec, level: int) -> None:
         self.out = out
+        self.codec = codec
         self.level = level
         self.offset = 0
         self.blob_hash = hashlib.sha256()
         self.tar_hash = hashlib.sha256()
         self.tar_size = 0
-        self._member: Any = None
+        self._member: Stream | None = None
 
     def _emit(self, data: bytes) -> None:
         if data:
@@ -206,7 +247,7 @@ class _Blob:
         if not data:
             return
         if self._member is None:
-            self._member = zlib.compressobj(self.level, zlib.DEFLATED, 31)
+            self._member = self.codec.stream(self.level)
         self.tar_hash.update(data)
         self.tar_size += len(data)
         self._emit(self._member.compress(data))
@@ -219,7 +260,7 @@ class _Blob:
         return self.offset
 
     def raw(self, data: bytes) -> None:
-        """Bytes outside every member (the footer)."""
+        """Bytes outside every member (a footer, a skippable frame)."""
         self.new_member()
         self._emit(data)
 
@@ -272,7 +313,7 @@ def _padding(size: int) -> bytes:
 
 
 class _Converter:
-    def __init__(self, blob: _Blob, chunk_size: int) -> None:
+    def __init__(self, blob: Blob, chunk_size: int) -> None:
         self.blob = blob
         self.chunk_size = chunk_size
         self.entries: list[dict[str, Any]] = []
@@ -324,20 +365,48 @@ class _Converter:
         info.mode = 0o644
         self.regular(info, io.BytesIO(LANDMARK_CONTENTS), "landmark")
 
-    def toc(self) -> tuple[int, bytes]:
+    def toc(self) -> bytes:
         doc = {"version": 1, "entries": self.entries}
-        data = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode(
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode(
             "utf-8", "surrogateescape"
         )
-        offset = self.blob.new_member()
+
+
+class _GzipStream(Stream):
+    def __init__(self, level: int) -> None:
+        self._z = zlib.compressobj(level, zlib.DEFLATED, 31)
+
+    def compress(self, data: bytes) -> bytes:
+        return self._z.compress(data)
+
+    def flush(self) -> bytes:
+        return self._z.flush()
+
+
+class _Estargz(Codec):
+    title = "eStargz"
+    default_level = DEFAULT_LEVEL
+
+    def stream(self, level: int) -> Stream:
+        return _GzipStream(level)
+
+    def finish(self, blob: Blob, toc: bytes) -> dict[str, str]:
+        """The TOC as the last tar entry, with the tar's end, in a member of its own; the
+        footer after it."""
+        offset = blob.new_member()
         info = tarfile.TarInfo(TOC_NAME)
-        info.size = len(data)
+        info.size = len(toc)
         info.mode = 0o444
-        self.blob.write(_header(info))
-        self.blob.write(data)
-        self.blob.write(_padding(len(data)))
-        self.blob.write(b"\x00" * (2 * _BLOCK))  # the tar's end-of-archive
-        return offset, data
+        blob.write(_header(info))
+        blob.write(toc)
+        blob.write(_padding(len(toc)))
+        blob.write(END_OF_ARCHIVE)
+        blob.raw(footer(offset))
+        return {}
+
+
+ESTARGZ: Codec = _Estargz()
+"""The eStargz codec (the default of :func:`convert`)."""
 
 
 def convert(
@@ -345,12 +414,14 @@ def convert(
     out: IO[bytes],
     *,
     where: str,
+    codec: Codec = ESTARGZ,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
-    level: int = DEFAULT_LEVEL,
+    level: int | None = None,
     max_entries: int = MAX_ENTRIES,
 ) -> LayerResult:
-    """Read a tar layer (gzip-compressed or not) from ``chunks``, write its eStargz form to
-    ``out``. ``where`` names the layer in errors. Every chunk of the input is consumed (so a
+    """Read a tar layer (gzip-compressed or not) from ``chunks``, write it in ``codec``'s
+    format (eStargz unless told) to ``out``. ``where`` names the layer in errors; ``level``:
+    the codec's default unless given. Every chunk of the input is consumed (so a
     digest-verifying iterator can raise at its end)."""
     if chunk_size < 1:
         raise AccelerateError(f"{where}: chunk size {chunk_size} is not positive")
@@ -358,11 +429,11 @@ def convert(
     magic = src.peek(4)
     if magic.startswith(_ZSTD_MAGIC):
         raise AccelerateError(
-            f"{where}: zstd-compressed layers cannot be converted to eStargz yet",
+            f"{where}: zstd-compressed layers cannot be converted to {codec.title} yet",
             "push the image with gzip (or uncompressed) layers",
         )
     raw: io.RawIOBase = _GunzipFile(src) if magic.startswith(_GZIP_MAGIC) else src
-    blob = _Blob(out, level)
+    blob = Blob(out, codec, codec.default_level if level is None else level)
     conv = _Converter(blob, chunk_size)
     conv.landmark()
     count = 0
@@ -383,13 +454,13 @@ def convert(
                 if info.name in (TOC_NAME, NO_PREFETCH_LANDMARK, PREFETCH_LANDMARK):
                     raise AccelerateError(
                         f"{where}: the layer already has a {info.name!r} entry",
-                        "an eStargz layer without its annotations cannot be converted again",
+                        "an eStargz layer without its annotations cannot be converted",
                     )
                 kind = _TYPES.get(info.type)
                 if kind is None or info.issparse():
                     raise AccelerateError(
-                        f"{where}: tar entry {info.name!r} has type {info.type!r}, which eStargz "
-                        "cannot hold",
+                        f"{where}: tar entry {info.name!r} has type {info.type!r}, which "
+                        f"{codec.title} cannot hold",
                         "rebuild the layer without sparse or unusual tar entries",
                     )
                 if kind == "reg":
@@ -401,13 +472,17 @@ def convert(
     except (tarfile.TarError, EOFError, zlib.error) as e:
         raise AccelerateError(f"{where}: the layer is not a readable tar: {e}") from None
     src.drain()
-    toc_offset, toc = conv.toc()
-    blob.raw(footer(toc_offset))
+    toc = conv.toc()
+    toc_digest = "sha256:" + hashlib.sha256(toc).hexdigest()
+    annotations = codec.finish(blob, toc)
+    annotations[TOC_DIGEST_ANNOTATION] = toc_digest
+    annotations[UNCOMPRESSED_SIZE_ANNOTATION] = str(blob.tar_size)
     return LayerResult(
         digest="sha256:" + blob.blob_hash.hexdigest(),
         size=blob.offset,
         diff_id="sha256:" + blob.tar_hash.hexdigest(),
         uncompressed_size=blob.tar_size,
-        toc_digest="sha256:" + hashlib.sha256(toc).hexdigest(),
+        toc_digest=toc_digest,
         entries=count,
+        annotations=annotations,
     )

@@ -1,13 +1,16 @@
-"""An image's accelerated (eStargz) twin, converted from the registry and pushed beside it.
+"""An image's accelerated (eStargz or zstd:chunked) twin, converted from the registry and
+pushed beside it.
 
 The twin has the original's shape: an index for an index (every platform, in order, with
 its platform and annotations), a manifest for a manifest. Each image manifest keeps its
 media type and annotations; its config gets the new ``rootfs.diff_ids``; each layer is
-rewritten by :func:`acr_ci.accelerate.estargz.convert` (streamed from the registry, written
-to a temporary file, uploaded, the file removed), with the ``toc.digest`` and
-``uncompressed-size`` annotations on its descriptor. A layer that already carries a
-``toc.digest`` annotation is kept as it is; a layer shared by several platforms is
-converted once. Manifests that are not images (attestations, signatures in an index) are
+rewritten by :func:`acr_ci.accelerate.estargz.convert` with the format's codec (streamed
+from the registry, written to a temporary file, uploaded, the file removed), with the
+format's annotations on its descriptor (``toc.digest`` and ``uncompressed-size``; for
+zstd:chunked the ``manifest-checksum`` and ``manifest-position`` too). A layer already in
+the format (a gzip layer with a ``toc.digest`` annotation for eStargz, a zstd layer with a
+``manifest-checksum`` one for zstd:chunked) is kept as it is; a layer shared by several
+platforms is converted once. Manifests that are not images (attestations, signatures in an index) are
 kept as they are. Every twin manifest names the manifest it came from in
 :data:`SOURCE_ANNOTATION`.
 
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from acr_ci.accelerate import estargz
+from acr_ci.accelerate import estargz, zstdchunked
 from acr_ci.errors import AccelerateError, UsageError
 from acr_ci.jsonload import loads_bounded
 from acr_ci.registry.client import Client
@@ -49,7 +52,8 @@ SOURCE_ANNOTATION = "dev.acr-ci.accelerated.source.digest"
 (``org.opencontainers.image.base.digest`` is kept for what the image-spec means by it, the
 image the original was built ``FROM``.)"""
 FORMAT_ANNOTATION = "dev.acr-ci.accelerated.format"
-"""On every twin manifest and index: the format of its layers (``estargz``)."""
+"""On every twin manifest and index: the format of its layers (``estargz``,
+``zstd-chunked``)."""
 DEFAULT_SUFFIX = "_accelerated"
 
 OCI_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -69,6 +73,25 @@ class Format(StrEnum):
     """The layer formats of an accelerated twin."""
 
     ESTARGZ = "estargz"
+    ZSTD_CHUNKED = "zstd-chunked"
+
+
+_CODECS: dict[Format, estargz.Codec] = {
+    Format.ESTARGZ: estargz.ESTARGZ,
+    Format.ZSTD_CHUNKED: zstdchunked.ZSTD_CHUNKED,
+}
+
+
+def _in_format(d: Descriptor, fmt: Format) -> bool:
+    """Whether layer ``d`` is already in ``fmt`` (kept as it is)."""
+    if fmt is Format.ZSTD_CHUNKED:
+        return (
+            d.media_type == zstdchunked.MEDIA_TYPE
+            and zstdchunked.MANIFEST_CHECKSUM_ANNOTATION in d.annotations
+        )
+    return (
+        d.media_type in (OCI_GZIP, DOCKER_GZIP) and estargz.TOC_DIGEST_ANNOTATION in d.annotations
+    )
 
 
 @dataclass(frozen=True)
@@ -129,12 +152,14 @@ class _Conversion:
         repo: RegistryRepository,
         *,
         work_dir: str,
+        fmt: Format,
         chunk_size: int,
-        level: int,
+        level: int | None,
     ) -> None:
         self.client = client
         self.repo = repo
         self.work_dir = work_dir
+        self.fmt = fmt
         self.chunk_size = chunk_size
         self.level = level
         self.lock = threading.Lock()
@@ -156,19 +181,23 @@ class _Conversion:
 
     def convert_layer(self, desc: Descriptor) -> _Layer:
         where = f"layer {desc.digest} of {self.repo.describe()}"
-        fd, path = tempfile.mkstemp(prefix="estargz-", dir=self.work_dir)
+        fd, path = tempfile.mkstemp(prefix=f"{self.fmt.value}-", dir=self.work_dir)
         try:
             with os.fdopen(fd, "wb") as out, self.repo.open_blob(desc) as chunks:
                 result = estargz.convert(
                     verified(chunks, desc, where),
                     out,
                     where=where,
+                    codec=_CODECS[self.fmt],
                     chunk_size=self.chunk_size,
                     level=self.level,
                 )
-            media_type = (
-                DOCKER_GZIP if desc.media_type.startswith("application/vnd.docker") else OCI_GZIP
-            )
+            if self.fmt is Format.ZSTD_CHUNKED:
+                media_type = zstdchunked.MEDIA_TYPE  # (an OCI manifest: Docker ones are refused)
+            elif desc.media_type.startswith("application/vnd.docker"):
+                media_type = DOCKER_GZIP
+            else:
+                media_type = OCI_GZIP
             new = Descriptor(media_type, result.digest, result.size)
             if not self.repo.has_blob(new):
                 self.repo.put_blob(new, _file_chunks(path))
@@ -178,8 +207,7 @@ class _Conversion:
             os.unlink(path)
         doc = {k: v for k, v in desc.raw.items() if k not in ("mediaType", "digest", "size")}
         annotations = dict(desc.annotations)
-        annotations[estargz.TOC_DIGEST_ANNOTATION] = result.toc_digest
-        annotations[estargz.UNCOMPRESSED_SIZE_ANNOTATION] = str(result.uncompressed_size)
+        annotations.update(result.annotations)
         doc = {
             "mediaType": media_type,
             "digest": result.digest,
@@ -195,15 +223,23 @@ class _Conversion:
         """Convert every distinct layer of ``manifests`` (in parallel, ``client.jobs`` at once)."""
         todo: dict[str, Descriptor] = {}
         for m in manifests:
+            if self.fmt is Format.ZSTD_CHUNKED and m.media_type == DOCKER_MANIFEST:
+                # the Docker schema has no zstd layer type, and clients refuse an OCI one in it
+                raise AccelerateError(
+                    f"manifest {m.digest} is a Docker schema 2 manifest, which cannot hold "
+                    "zstd:chunked layers",
+                    "use --format estargz for it, or push the image as OCI",
+                )
             self.config(m)  # an inconsistent image is refused before any upload
             for d in _layers(m):
-                if estargz.TOC_DIGEST_ANNOTATION in d.annotations:
+                if _in_format(d, self.fmt):
                     continue
                 if d.media_type not in _CONVERTIBLE:
+                    title = _CODECS[self.fmt].title
                     raise AccelerateError(
                         f"manifest {m.digest}: layer {d.digest} has media type "
-                        f"{d.media_type!r}, which cannot be converted to eStargz",
-                        "eStargz layers are made from tar or tar+gzip layers",
+                        f"{d.media_type!r}, which cannot be converted to {title}",
+                        f"{title} layers are made from tar or tar+gzip layers",
                     )
                 todo.setdefault(d.digest, d)
         with ThreadPoolExecutor(max_workers=max(1, self.client.jobs)) as pool:
@@ -250,7 +286,7 @@ class _Conversion:
         for raw, diff_id in zip(layers, diff_ids, strict=True):
             d = Descriptor.from_json(raw, where=f"manifest {m.digest} layer")
             converted = self.layers.get(d.digest)
-            if converted is None:  # already eStargz: kept
+            if converted is None:  # already in the format: kept
                 new_layers.append(raw)
                 new_diff_ids.append(diff_id)
                 with self.lock:
@@ -267,7 +303,7 @@ class _Conversion:
             "size": cdesc.size,
         }
         doc["layers"] = new_layers
-        doc["annotations"] = _marked(doc.get("annotations"), m.digest)
+        doc["annotations"] = _marked(doc.get("annotations"), m.digest, self.fmt)
         return _manifest(doc, m.media_type)
 
     def index(self, m: Manifest, children: Sequence[Manifest]) -> Manifest:
@@ -285,7 +321,7 @@ class _Conversion:
             entries.append(entry)
         self.children = list(twins.values())
         doc["manifests"] = entries
-        doc["annotations"] = _marked(doc.get("annotations"), m.digest)
+        doc["annotations"] = _marked(doc.get("annotations"), m.digest, self.fmt)
         return _manifest(doc, m.media_type)
 
 
@@ -297,18 +333,23 @@ def accelerate(
     fmt: Format = Format.ESTARGZ,
     immutable: bool = False,
     chunk_size: int = estargz.DEFAULT_CHUNK_SIZE,
-    level: int = estargz.DEFAULT_LEVEL,
+    level: int | None = None,
 ) -> AccelerateResult:
     """Convert the image ``source`` names (by digest or tag) and push its twin to the same
     repository under ``tags`` (already suffixed; none: by digest only). ``immutable``: refuse
-    (before any tag moves) when one of ``tags`` other than ``latest`` points elsewhere."""
-    if fmt is not Format.ESTARGZ:
-        raise UsageError(f"accelerate format {fmt!r} is not supported", "use estargz")
+    (before any tag moves) when one of ``tags`` other than ``latest`` points elsewhere.
+    ``level``: the format's default compression level unless given."""
+    if fmt not in _CODECS:
+        raise UsageError(
+            f"accelerate format {fmt!r} is not supported", "use estargz or zstd-chunked"
+        )
     top = client.get_manifest(source)
     repo = client.repository(source)
     dst = source.with_tag(None)
     with tempfile.TemporaryDirectory(prefix="acr-ci-accelerate-") as work:
-        conv = _Conversion(client, repo, work_dir=work, chunk_size=chunk_size, level=level)
+        conv = _Conversion(
+            client, repo, work_dir=work, fmt=Format(fmt), chunk_size=chunk_size, level=level
+        )
         if top.is_index:
             children = [
                 repo.get_manifest(d.digest) for d in top.children() if d.media_type in IMAGE_TYPES
@@ -368,14 +409,14 @@ def _layers(m: Manifest) -> list[Descriptor]:
     return out
 
 
-def _marked(annotations: Any, source: str) -> dict[str, str]:
+def _marked(annotations: Any, source: str, fmt: Format) -> dict[str, str]:
     out = (
         {str(k): str(v) for k, v in (annotations or {}).items()}
         if isinstance(annotations, dict)
         else {}
     )
     out[SOURCE_ANNOTATION] = source
-    out[FORMAT_ANNOTATION] = Format.ESTARGZ.value
+    out[FORMAT_ANNOTATION] = fmt.value
     return out
 
 

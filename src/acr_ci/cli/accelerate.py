@@ -21,7 +21,7 @@ class AccelerateOptions:
     image: str
     """``IMAGE:TAG``, ``IMAGE:TAG@DIGEST`` or (with ``tags``) ``IMAGE@DIGEST``."""
     format: str | None = None
-    """``estargz``; None: the config's ``accelerate.format``, else estargz."""
+    """``estargz`` or ``zstd-chunked``; None: the config's ``accelerate.format``, else estargz."""
     suffix: str | None = None
     """None: the config's ``accelerate.suffix``, else ``_accelerated``."""
     tags: tuple[str, ...] = ()
@@ -34,7 +34,10 @@ class AccelerateOptions:
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", metavar="IMAGE[:TAG][@DIGEST]")
     p.add_argument(
-        "--format", choices=["estargz"], default=None, help="the layer format (default estargz)"
+        "--format",
+        choices=["estargz", "zstd-chunked"],
+        default=None,
+        help="the layer format (default: the config's accelerate.format, else estargz)",
     )
     p.add_argument(
         "--suffix",

@@ -215,7 +215,7 @@ class AccelerateConfig:
     """``accelerate:``: an eStargz twin of every passed image, tagged TAG + ``suffix``."""
 
     format: str = "estargz"
-    """The twin's layer format (``estargz``)."""
+    """The twin's layer format (``estargz`` or ``zstd-chunked``)."""
     suffix: str = "_accelerated"
     """Appended to every tag of the image."""
 

@@ -118,7 +118,7 @@ class AccelerateDetail:
     source: str
     """The digest it was converted from (the pushed image)."""
     format: str
-    """The layer format (``estargz``)."""
+    """The layer format (``estargz`` or ``zstd-chunked``)."""
     tags: tuple[str, ...]
     """The twin's tags (each of the image's tags plus the suffix)."""
     images: tuple[str, ...]

@@ -16,6 +16,7 @@ import json
 import os
 import tarfile
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -127,8 +128,21 @@ def test_layer_round_trip(compress: bool, chunk: int) -> None:
 
     # every non-empty file: its chunks start gzip members at their offsets, in order,
     # each decompressing alone to chunkSize bytes (the last: the rest) with its digest
+    del contents[estargz.TOC_NAME]
+    check_chunks(entries, contents, chunk, lambda offset: _member(blob, offset))
+
+
+def check_chunks(
+    entries: list[dict[str, Any]],
+    contents: dict[str, bytes],
+    chunk: int,
+    stream_at: Callable[[int], bytes],
+) -> None:
+    """Every non-empty file of ``contents``: its TOC entries (a ``reg``, then ``chunk``s)
+    name offsets where ``stream_at`` (one compressed stream, decompressed alone) gives that
+    chunk, ``chunkSize`` bytes (the last: the rest), with its ``chunkDigest``."""
     for name, data in contents.items():
-        if name == estargz.TOC_NAME or not data:
+        if not data:
             continue
         chunks = [e for e in entries if e["name"] == name]
         assert chunks[0]["type"] == "reg" and all(c["type"] == "chunk" for c in chunks[1:])
@@ -140,7 +154,7 @@ def test_layer_round_trip(compress: bool, chunk: int) -> None:
             last = i == len(chunks) - 1
             size = len(data) - pos if last else c["chunkSize"]
             assert ("chunkSize" in c) is not last
-            piece = _member(blob, c["offset"])[:size]
+            piece = stream_at(c["offset"])[:size]
             assert piece == data[pos : pos + size]
             assert c["chunkDigest"] == "sha256:" + hashlib.sha256(piece).hexdigest()
             pos += size

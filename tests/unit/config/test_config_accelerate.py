@@ -29,6 +29,7 @@ def _load(tmp_path: Path, body: str) -> config.Config:
         ("defaults", "accelerate: {}\n" + RULE, "estargz", "_accelerated", True),
         ("suffix", "accelerate:\n  suffix: -lazy\n" + RULE, "estargz", "-lazy", True),
         ("format", "accelerate:\n  format: estargz\n" + RULE, "estargz", "_accelerated", True),
+        ("zstd", "accelerate:\n  format: zstd-chunked\n" + RULE, "zstd-chunked", "_accelerated", True),
         ("rule_off", "accelerate: {}\n" + RULE + "      accelerate: false\n", "estargz", "_accelerated", False),
     ],
 )
@@ -47,7 +48,7 @@ def test_accelerate_settings(
 @pytest.mark.parametrize(
     ("case", "body", "line", "path", "phrase"),
     [
-        ("zstd", "accelerate:\n  format: zstd-chunked\n", 4, "accelerate.format", "must be one of: estargz"),
+        ("zstd", "accelerate:\n  format: zstd\n", 4, "accelerate.format", "must be one of: estargz, zstd-chunked"),
         ("suffix_slash", "accelerate:\n  suffix: a/b\n", 4, "accelerate.suffix", "suffix"),
         ("suffix_empty", "accelerate:\n  suffix: ''\n", 4, "accelerate.suffix", "suffix"),
         ("unknown", "accelerate:\n  level: 9\n", 4, "accelerate.level", "unknown key 'level'"),
