@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ from acr_ci.annotations import image_annotations, source_url
 from acr_ci.errors import AcrError, MergeError, OutputError, RegistryError, UsageError
 from acr_ci.jsonload import loads_bounded
 from acr_ci.models import BuildPlan, RefContext, RefType
-from acr_ci.platforms.base import checked_sha, parse_full_ref, shown
+from acr_ci.platforms.base import checked_sha, full_ref, parse_full_ref, shown
 from acr_ci.platforms.timeparse import parse_time
 from acr_ci.registry.media import OCI_INDEX, Manifest, Platform, sha256_digest
 from acr_ci.registry.reference import LayoutReference, Reference, valid_digest
@@ -76,15 +77,15 @@ class DigestLine:
     def to_json(self) -> dict[str, str]:
         return {name: str(getattr(self, name)) for name in FIELDS}
 
-    @property
+    @cached_property
     def instant(self) -> datetime:
+        """The push time, parsed once (lines are compared on it)."""
         return parse_time(self.time, origin=f"{self.where}: time")
 
 
 def ref_text(ref: RefContext) -> str:
     """``ref`` as a full ref name (what ``--ref`` takes back)."""
-    prefix = "refs/tags/" if ref.type is RefType.TAG else "refs/heads/"
-    return prefix + ref.name
+    return full_ref(ref.type, ref.name)
 
 
 # -- runner side ----------------------------------------------------------------------
@@ -273,7 +274,7 @@ def _value(line: DigestLine, name: str) -> object:
 def _check_job(ref: RefContext, job: JobRef, where: str) -> None:
     hint = "merge the digests files of this pipeline's build jobs: nothing was tagged"
     if job.ref is not None and job.ref != (ref.type, ref.name):
-        own = ref_text(RefContext(type=job.ref[0], name=job.ref[1], sha="", time=ref.time))
+        own = full_ref(*job.ref)
         raise MergeError(
             f"the merge job runs for {own} ({job.source}), but the digests files say "
             f"{ref_text(ref)} ({where})",

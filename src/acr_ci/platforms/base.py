@@ -70,6 +70,11 @@ def checked_name(name: str, origin: str) -> str:
     return name
 
 
+def full_ref(ref_type: RefType, name: str) -> str:
+    """``refs/tags/NAME`` or ``refs/heads/NAME``: what :func:`parse_full_ref` reads back."""
+    return (TAG_PREFIX if ref_type is RefType.TAG else BRANCH_PREFIX) + name
+
+
 def parse_full_ref(value: str, origin: str) -> tuple[RefType, str]:
     """``refs/heads/X`` → branch X, ``refs/tags/X`` → tag X, a bare name → branch.
 

@@ -153,7 +153,7 @@ def from_run(
 ) -> ProvenanceInput:
     """The provenance input of an image pushed for ``ref`` (a ``RefContext``): the rules of
     ``config`` that match ``ref`` and push to ``image`` give the rule names and build args."""
-    from acr_ci.models import RefType
+    from acr_ci.platforms.base import full_ref
     from acr_ci.tags import plan
 
     rules: list[str] = []
@@ -164,9 +164,8 @@ def from_run(
                 rules.append(build.rule)
                 args.update(build.args)
     bid, invocation = builder_id(env)
-    prefix = "refs/tags/" if ref.type is RefType.TAG else "refs/heads/"
     return ProvenanceInput(
-        ref=prefix + ref.name,
+        ref=full_ref(ref.type, ref.name),
         sha=ref.sha,
         rule=", ".join(rules) or None,
         config_path=config.path if config is not None else None,
